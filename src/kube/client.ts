@@ -1,0 +1,327 @@
+/** One authenticated connection point to a cluster: JSON GETs, streamed watches and port-forward WebSockets. */
+
+import * as https from "node:https";
+import * as http from "node:http";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import process from "node:process";
+import { KubeConfig } from "@kubernetes/client-node";
+import WebSocket from "ws";
+import type { Socket } from "node:net";
+import { connectNativeTls, connSocket, type NativeTlsOptions } from "./conn_socket.ts";
+import { ApiError, ApiUnreachableError, KubeconfigError, type RequestPurpose } from "./errors.ts";
+
+export interface KubeClientOptions {
+  /** Path(s) of kubeconfig files; default: $KUBECONFIG, else ~/.kube/config. */
+  kubeconfig?: string;
+  /** Context name; default: the kubeconfig's current-context. */
+  context?: string;
+}
+
+export interface RequestOptions {
+  query?: Record<string, string | string[] | undefined>;
+  signal?: AbortSignal;
+  /** Named in errors so a 403 says which RBAC permission is missing. */
+  purpose?: RequestPurpose;
+  /** Gives up when no response headers arrive in time. @default 30000 */
+  timeoutMs?: number;
+}
+
+/** A (kubeconfig, context) pair made usable; share one per pair across forwards. */
+export class KubeClient {
+  readonly contextName: string;
+  /** The context's namespace, or "default". */
+  readonly defaultNamespace: string;
+  readonly server: string;
+  readonly #config: KubeConfig;
+  // keep-alive pool: LISTs and GETs reuse TLS connections instead of a handshake each
+  readonly #agent = new https.Agent({ keepAlive: true, maxSockets: 64 });
+
+  private constructor(config: KubeConfig) {
+    this.#config = config;
+    this.contextName = config.getCurrentContext();
+    const context = config.getContextObject(this.contextName);
+    this.defaultNamespace = context?.namespace || "default";
+    const cluster = config.getCurrentCluster();
+    if (!cluster) {
+      throw new KubeconfigError(`Context '${this.contextName}' names no cluster`, {
+        hint: "fix the context's 'cluster' field in the kubeconfig",
+      });
+    }
+    this.server = cluster.server.replace(/\/+$/, "");
+  }
+
+  /** Loads the kubeconfig and selects the context; errors name what does exist. */
+  static load(options: KubeClientOptions = {}): KubeClient {
+    const config = new KubeConfig();
+    const files = kubeconfigFiles(options.kubeconfig);
+    if (files.length === 0) {
+      throw new KubeconfigError(
+        "No kubeconfig found: $KUBECONFIG is unset and ~/.kube/config does not exist",
+        {
+          hint: "pass --kubeconfig PATH or set KUBECONFIG",
+        },
+      );
+    }
+    for (const [index, file] of files.entries()) {
+      if (!fs.existsSync(file)) {
+        throw new KubeconfigError(`Kubeconfig '${file}' does not exist`, {
+          hint: "pass an existing file with --kubeconfig or fix KUBECONFIG",
+        });
+      }
+      try {
+        if (index === 0) config.loadFromFile(file);
+        else {
+          const more = new KubeConfig();
+          more.loadFromFile(file);
+          config.mergeConfig(more, true);
+        }
+      } catch (error) {
+        throw new KubeconfigError(`Cannot read kubeconfig '${file}': ${(error as Error).message}`, {
+          hint: "check that the file is valid kubeconfig YAML",
+          cause: error,
+        });
+      }
+    }
+    const contexts = config.getContexts().map((c) => c.name);
+    const wanted = options.context ?? config.getCurrentContext();
+    if (!wanted) {
+      throw new KubeconfigError(`Kubeconfig ${files.join(":")} has no current-context`, {
+        hint: contexts.length ? `pass --context; contexts: ${contexts.join(", ")}` : "add a context to it",
+      });
+    }
+    if (!contexts.includes(wanted)) {
+      throw new KubeconfigError(`Context '${wanted}' not found in ${files.join(":")}`, {
+        hint: contexts.length ? `contexts: ${contexts.join(", ")}` : "the kubeconfig defines no contexts",
+      });
+    }
+    config.setCurrentContext(wanted);
+    return new KubeClient(config);
+  }
+
+  /** Request options with fresh credentials (exec plugins and token files refresh here). */
+  async httpsOptions(): Promise<https.RequestOptions> {
+    const options: https.RequestOptions = {};
+    try {
+      await this.#config.applyToHTTPSOptions(options);
+    } catch (error) {
+      throw new KubeconfigError(
+        `Cannot get credentials for context '${this.contextName}': ${(error as Error).message}`,
+        { hint: "check the user's auth settings (exec plugin, token, certificates)", cause: error },
+      );
+    }
+    // client-node adds an agent built for fetch; we pass TLS material per request instead
+    delete (options as { agent?: unknown }).agent;
+    return options;
+  }
+
+  url(apiPath: string, query?: RequestOptions["query"]): URL {
+    const url = new URL(this.server + apiPath);
+    for (const [key, value] of Object.entries(query ?? {})) {
+      if (value === undefined) continue;
+      for (const item of Array.isArray(value) ? value : [value]) url.searchParams.append(key, item);
+    }
+    return url;
+  }
+
+  /** GET a JSON document; non-2xx answers become ApiError with the status. */
+  async getJson<T>(apiPath: string, options: RequestOptions = {}): Promise<T> {
+    const response = await this.#open(apiPath, options);
+    const body = await readBody(response);
+    try {
+      return JSON.parse(body) as T;
+    } catch (error) {
+      throw new ApiError(response.statusCode ?? 0, "the answer is not JSON", { cause: error });
+    }
+  }
+
+  /** GET a stream of JSON lines (a watch); ends when the server closes it or the signal aborts. */
+  async *streamJsonLines(apiPath: string, options: RequestOptions = {}): AsyncGenerator<unknown> {
+    const response = await this.#open(apiPath, options);
+    const decoder = new TextDecoder();
+    let pending = "";
+    const onAbort = () => response.destroy();
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      for await (const chunk of response) {
+        pending += decoder.decode(chunk as Uint8Array, { stream: true });
+        let newline: number;
+        while ((newline = pending.indexOf("\n")) >= 0) {
+          const line = pending.slice(0, newline).trim();
+          pending = pending.slice(newline + 1);
+          if (line) yield JSON.parse(line);
+        }
+      }
+    } catch (error) {
+      if (options.signal?.aborted) return;
+      throw this.#networkError(error);
+    } finally {
+      options.signal?.removeEventListener("abort", onAbort);
+      response.destroy();
+    }
+  }
+
+  /** Opens a WebSocket on an API path (port-forward); resolves once the upgrade succeeded. */
+  async openWebSocket(
+    apiPath: string,
+    options: RequestOptions & { protocols: string[] },
+  ): Promise<WebSocket> {
+    const tls = await this.httpsOptions();
+    const url = this.url(apiPath, options.query);
+    url.protocol = url.protocol === "http:" ? "ws:" : "wss:";
+    const native = nativeTlsOptions(url, tls);
+    const socket = new WebSocket(url, options.protocols, {
+      // native TLS gives real download backpressure; node:tls is the fallback for exotic TLS settings
+      createConnection: native ? () => connSocket(connectNativeTls(native)) as unknown as Socket : undefined,
+      ca: tls.ca,
+      cert: tls.cert,
+      key: tls.key,
+      pfx: tls.pfx,
+      passphrase: tls.passphrase,
+      rejectUnauthorized: tls.rejectUnauthorized,
+      headers: tls.headers as Record<string, string> | undefined,
+      auth: tls.auth ?? undefined,
+      perMessageDeflate: false,
+      handshakeTimeout: options.timeoutMs ?? 10_000,
+      maxPayload: 64 * 1024 * 1024,
+    });
+    return await new Promise<WebSocket>((resolve, reject) => {
+      const onAbort = () => socket.terminate();
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      const cleanup = () => {
+        options.signal?.removeEventListener("abort", onAbort);
+        socket.off("open", onOpen);
+        socket.off("error", onError);
+        socket.off("unexpected-response", onUnexpected);
+      };
+      const onOpen = () => {
+        cleanup();
+        resolve(socket);
+      };
+      const onError = (error: Error) => {
+        cleanup();
+        reject(options.signal?.aborted ? options.signal.reason : this.#networkError(error));
+      };
+      const onUnexpected = (_request: http.ClientRequest, response: http.IncomingMessage) => {
+        cleanup();
+        readBody(response).then(
+          (body) => reject(apiErrorFrom(response.statusCode ?? 0, body, options.purpose)),
+          (error) => reject(this.#networkError(error)),
+        );
+        socket.terminate();
+      };
+      socket.on("open", onOpen);
+      socket.on("error", onError);
+      socket.on("unexpected-response", onUnexpected);
+    });
+  }
+
+  /** Closes pooled connections; call when the session ends. */
+  close(): void {
+    this.#agent.destroy();
+  }
+
+  async #open(apiPath: string, options: RequestOptions): Promise<http.IncomingMessage> {
+    const tls = await this.httpsOptions();
+    const url = this.url(apiPath, options.query);
+    const transport = url.protocol === "http:" ? http : https;
+    const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const request = transport.request(url, {
+        ...tls,
+        method: "GET",
+        agent: url.protocol === "http:" ? undefined : this.#agent,
+        headers: { ...tls.headers, accept: "application/json" },
+        signal: options.signal,
+      }, resolve);
+      const timer = setTimeout(() => {
+        request.destroy(Object.assign(new Error("no answer in time"), { code: "ETIMEDOUT" }));
+      }, options.timeoutMs ?? 30_000);
+      request.once("response", () => clearTimeout(timer));
+      request.once("error", (error) => {
+        clearTimeout(timer);
+        reject(options.signal?.aborted ? options.signal.reason : this.#networkError(error));
+      });
+      request.end();
+    });
+    const status = response.statusCode ?? 0;
+    if (status < 200 || status >= 300) {
+      throw apiErrorFrom(status, await readBody(response), options.purpose);
+    }
+    return response;
+  }
+
+  #networkError(error: unknown): Error {
+    if (error instanceof ApiError || error instanceof ApiUnreachableError) return error;
+    const code = (error as { code?: string }).code;
+    return new ApiUnreachableError(this.server, code, (error as Error).message ?? String(error), error);
+  }
+}
+
+/** Builds an ApiError from a response body that is usually a Kubernetes Status object. */
+export function apiErrorFrom(status: number, body: string, purpose?: RequestPurpose): ApiError {
+  let detail = body.trim().slice(0, 300) || http.STATUS_CODES[status] || "error";
+  let reason: string | undefined;
+  try {
+    const parsed = JSON.parse(body) as { message?: string; reason?: string };
+    if (parsed.message) detail = parsed.message;
+    reason = parsed.reason;
+  } catch {
+    // not a Status object: keep the raw text
+  }
+  return new ApiError(status, detail, { reason, purpose });
+}
+
+function readBody(response: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Uint8Array[] = [];
+    response.on("data", (chunk: Uint8Array) => chunks.push(chunk));
+    response.once("end", () => resolve(new TextDecoder().decode(concat(chunks))));
+    response.once("error", reject);
+  });
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const total = chunks.reduce((sum, c) => sum + c.length, 0);
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+/** Native TLS settings when the kubeconfig's TLS needs nothing node:tls alone can do. */
+function nativeTlsOptions(url: URL, tls: https.RequestOptions): NativeTlsOptions | undefined {
+  if (url.protocol !== "wss:" || tls.rejectUnauthorized === false || tls.pfx || tls.servername) {
+    return undefined;
+  }
+  const text = (value: unknown) =>
+    value === undefined
+      ? undefined
+      : typeof value === "string"
+      ? value
+      : new TextDecoder().decode(value as Uint8Array);
+  const ca = text(tls.ca);
+  return {
+    hostname: url.hostname.replace(/^\[|\]$/g, ""),
+    port: Number(url.port || 443),
+    caCerts: ca ? [ca] : undefined,
+    cert: text(tls.cert),
+    key: text(tls.key),
+  };
+}
+
+/** kubeconfig files in merge order: the flag, else $KUBECONFIG (path-list), else ~/.kube/config. */
+export function kubeconfigFiles(explicit?: string): string[] {
+  const list = explicit ?? process.env.KUBECONFIG ?? "";
+  const files = list.split(path.delimiter).filter(Boolean).map(expandHome);
+  if (files.length > 0) return files;
+  const fallback = path.join(os.homedir(), ".kube", "config");
+  return fs.existsSync(fallback) ? [fallback] : [];
+}
+
+function expandHome(file: string): string {
+  return file === "~" || file.startsWith("~/") ? path.join(os.homedir(), file.slice(1)) : file;
+}
