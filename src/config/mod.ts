@@ -1,0 +1,25 @@
+/** kf's config: forward targets, port mappings, durations and the YAML config file, validated. */
+
+export {
+  adHocForward,
+  DEFAULT_ADDRESS,
+  DEFAULT_POD_WAIT_TIMEOUT_MS,
+  defaultForwardName,
+  loadConfigFiles,
+  parseConfigText,
+  parseDuration,
+} from "./config.ts";
+export type {
+  AdHocForwardArgs,
+  ForwardSpec,
+  LoadConfigOptions,
+  ParseConfigOptions,
+  SessionConfig,
+} from "./config.ts";
+export { ConfigError, ConfigErrors } from "./config_error.ts";
+export type { ConfigErrorOptions } from "./config_error.ts";
+export { DurationError } from "./duration.ts";
+export { formatPortMapping, parsePortMapping, PortMappingError } from "./ports.ts";
+export type { PortMapping } from "./ports.ts";
+export { formatTarget, parseSelector, parseTarget, SelectorError, TargetError } from "./target.ts";
+export type { Target, WorkloadKind } from "./target.ts";
