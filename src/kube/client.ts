@@ -9,7 +9,8 @@ import process from "node:process";
 import { KubeConfig } from "@kubernetes/client-node";
 import WebSocket from "ws";
 import type { Socket } from "node:net";
-import { connectNativeTls, connSocket, type NativeTlsOptions } from "./conn_socket.ts";
+import * as tlsModule from "node:tls";
+import { connectTcp, type GatedSocket } from "./conn_socket.ts";
 import { ApiError, ApiUnreachableError, KubeconfigError, type RequestPurpose } from "./errors.ts";
 
 export interface KubeClientOptions {
@@ -170,10 +171,25 @@ export class KubeClient {
     const tls = await this.httpsOptions();
     const url = this.url(apiPath, options.query);
     url.protocol = url.protocol === "http:" ? "ws:" : "wss:";
-    const native = nativeTlsOptions(url, tls);
+    let raw: GatedSocket | undefined;
     const socket = new WebSocket(url, options.protocols, {
-      // native TLS gives real download backpressure; node:tls is the fallback for exotic TLS settings
-      createConnection: native ? () => connSocket(connectNativeTls(native)) as unknown as Socket : undefined,
+      createConnection: () => {
+        raw = connectTcp(
+          url.hostname.replace(/^\[|\]$/g, ""),
+          Number(url.port || (url.protocol === "ws:" ? 80 : 443)),
+        );
+        if (url.protocol === "ws:") return raw as unknown as Socket;
+        return tlsModule.connect({
+          socket: raw as unknown as Socket,
+          ca: tls.ca,
+          cert: tls.cert,
+          key: tls.key,
+          pfx: tls.pfx,
+          passphrase: tls.passphrase,
+          rejectUnauthorized: tls.rejectUnauthorized,
+          servername: tls.servername ?? (isIpAddress(url.hostname) ? undefined : url.hostname),
+        });
+      },
       ca: tls.ca,
       cert: tls.cert,
       key: tls.key,
@@ -186,6 +202,20 @@ export class KubeClient {
       handshakeTimeout: options.timeoutMs ?? 10_000,
       maxPayload: 64 * 1024 * 1024,
     });
+    // pause() must stop reading below TLS too, or a slow local reader lets the download pile up in memory
+    const pause = socket.pause.bind(socket);
+    const resume = socket.resume.bind(socket);
+    socket.pause = () => {
+      pause();
+      raw?.closeGate();
+    };
+    socket.resume = () => {
+      raw?.openGate();
+      resume();
+    };
+    // ws emits "error" also after we stopped listening (terminate during the handshake, late resets);
+    // holders learn of failures from "close", so an unheard error must never crash the process
+    socket.on("error", () => {});
     return await new Promise<WebSocket>((resolve, reject) => {
       const onAbort = () => socket.terminate();
       options.signal?.addEventListener("abort", onAbort, { once: true });
@@ -292,25 +322,8 @@ function concat(chunks: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** Native TLS settings when the kubeconfig's TLS needs nothing node:tls alone can do. */
-function nativeTlsOptions(url: URL, tls: https.RequestOptions): NativeTlsOptions | undefined {
-  if (url.protocol !== "wss:" || tls.rejectUnauthorized === false || tls.pfx || tls.servername) {
-    return undefined;
-  }
-  const text = (value: unknown) =>
-    value === undefined
-      ? undefined
-      : typeof value === "string"
-      ? value
-      : new TextDecoder().decode(value as Uint8Array);
-  const ca = text(tls.ca);
-  return {
-    hostname: url.hostname.replace(/^\[|\]$/g, ""),
-    port: Number(url.port || 443),
-    caCerts: ca ? [ca] : undefined,
-    cert: text(tls.cert),
-    key: text(tls.key),
-  };
+function isIpAddress(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(":");
 }
 
 /** kubeconfig files in merge order: the flag, else $KUBECONFIG (path-list), else ~/.kube/config. */

@@ -1,12 +1,27 @@
 /**
- * A Node-style socket over a native Deno connection, handed to `ws` as its transport.
+ * A Node-style socket over a native Deno TCP connection, under `node:tls` and `ws`.
  *
  * Why: Deno's `node:tls` keeps reading after `pause()`, so a slow local reader would make a download
- * buffer without bound. A native connection is read only when the consumer asks (`_read`), so TCP flow
- * control reaches the API server and memory stays bounded.
+ * buffer without bound. This socket is read only on demand and has a gate: while it is closed nothing
+ * is read, whatever the TLS layer above asks, so TCP flow control reaches the API server and memory
+ * stays bounded. (Deno's native TLS would also bound it, but cannot set TCP_NODELAY with a client
+ * certificate: each new WebSocket then stalls ~44 ms on delayed ACKs.)
  */
 
 import { Duplex } from "node:stream";
+
+/** Bytes accepted before write callbacks wait for the socket (upload backpressure). */
+const COALESCE_LIMIT = 256 * 1024;
+
+function join(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((sum, c) => sum + c.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
 
 export interface ConnSocketOptions {
   /** Read chunk queue size before reading stops. @default 65536 */
@@ -19,42 +34,79 @@ export function connSocket(connecting: Promise<Deno.Conn>, options: ConnSocketOp
   let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
   let reading = false;
+  let gateClosed = false;
+  let readWanted = false;
   const ready = connecting.then((c) => {
     conn = c;
     reader = c.readable.getReader();
     writer = c.writable.getWriter();
   });
 
+  // writes made in the same tick leave as one segment: fewer packets for small frames
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  let waiting: ((error?: Error | null) => void)[] = [];
+  let flushing = false;
+  const flush = async () => {
+    flushing = true;
+    try {
+      await ready;
+      while (pending.length > 0) {
+        const batch = pending.length === 1 ? pending[0] : join(pending);
+        const callbacks = waiting;
+        pending = [];
+        pendingBytes = 0;
+        waiting = [];
+        await writer!.write(batch);
+        for (const callback of callbacks) callback();
+      }
+    } catch (error) {
+      for (const callback of waiting) callback(error as Error);
+      waiting = [];
+    } finally {
+      flushing = false;
+    }
+  };
+  const coalesce = (chunks: Uint8Array[], callback: (error?: Error | null) => void) => {
+    for (const chunk of chunks) {
+      pending.push(chunk);
+      pendingBytes += chunk.length;
+    }
+    // accept at once while little is queued, so the next write of this tick can join the batch
+    if (pendingBytes < COALESCE_LIMIT) queueMicrotask(() => callback());
+    else waiting.push(callback);
+    if (!flushing) queueMicrotask(flush);
+  };
+
+  const pump = () => {
+    if (reading || gateClosed || !readWanted) return;
+    reading = true;
+    readWanted = false;
+    ready.then(async () => {
+      // keep reading while the consumer wants more; stop when push() says the queue is full or the gate closes
+      while (!gateClosed) {
+        const { value, done } = await reader!.read();
+        if (done) {
+          socket.push(null);
+          return;
+        }
+        if (!socket.push(value)) return;
+      }
+      readWanted = true; // the consumer still wants data: resume() continues
+    }).catch((error) => socket.destroy(error)).finally(() => (reading = false));
+  };
+
   const socket = new Duplex({
     highWaterMark: options.highWaterMark ?? 64 * 1024,
     read() {
-      if (reading) return;
-      reading = true;
-      ready.then(async () => {
-        // keep reading while the consumer wants more; stop as soon as push() says the queue is full
-        while (true) {
-          const { value, done } = await reader!.read();
-          if (done) {
-            socket.push(null);
-            return;
-          }
-          if (!socket.push(value)) return;
-        }
-      }).catch((error) => socket.destroy(error)).finally(() => (reading = false));
+      readWanted = true;
+      pump();
     },
     write(chunk: Uint8Array, _encoding, callback) {
-      ready.then(() => writer!.write(chunk)).then(() => callback(), callback);
+      coalesce([chunk], callback);
     },
     writev(chunks: { chunk: Uint8Array }[], callback) {
-      // one write per batch: with Nagle on (native TLS), split small writes would stall ~40 ms
-      const total = chunks.reduce((sum, c) => sum + c.chunk.length, 0);
-      const joined = new Uint8Array(total);
-      let offset = 0;
-      for (const { chunk } of chunks) {
-        joined.set(chunk, offset);
-        offset += chunk.length;
-      }
-      ready.then(() => writer!.write(joined)).then(() => callback(), callback);
+      coalesce(chunks.map((c) => c.chunk), callback);
     },
     final(callback) {
       ready.then(() => writer!.close()).then(() => callback(), () => callback());
@@ -82,6 +134,14 @@ export function connSocket(connecting: Promise<Deno.Conn>, options: ConnSocketOp
 
   // the http and ws clients tune their sockets with these; the native connection is set up already
   Object.assign(socket, {
+    /** Stops reading the connection whatever the consumer does (a TLS layer above may ignore pause()). */
+    closeGate: () => {
+      gateClosed = true;
+    },
+    openGate: () => {
+      gateClosed = false;
+      pump();
+    },
     connecting: true,
     setNoDelay: () => socket,
     setKeepAlive: () => socket,
@@ -92,31 +152,19 @@ export function connSocket(connecting: Promise<Deno.Conn>, options: ConnSocketOp
   return socket;
 }
 
-export interface NativeTlsOptions {
-  hostname: string;
-  port: number;
-  caCerts?: string[];
-  cert?: string;
-  key?: string;
+/** A connSocket whose reading can be stopped below any TLS layer. */
+export interface GatedSocket extends Duplex {
+  closeGate(): void;
+  openGate(): void;
 }
 
-/**
- * Connects to the API server with native TLS. Without a client certificate the TCP connection is made
- * first so TCP_NODELAY can be set; `startTls` cannot present a client certificate, so mTLS uses
- * `connectTls`, where small writes are coalesced instead (see writev above).
- */
-export async function connectNativeTls(options: NativeTlsOptions): Promise<Deno.Conn> {
-  if (options.cert && options.key) {
-    return await Deno.connectTls({
-      hostname: options.hostname,
-      port: options.port,
-      caCerts: options.caCerts,
-      cert: options.cert,
-      key: options.key,
-    });
-  }
-  const tcp = await Deno.connect({ hostname: options.hostname, port: options.port });
-  tcp.setNoDelay(true);
-  tcp.setKeepAlive(true);
-  return await Deno.startTls(tcp, { hostname: options.hostname, caCerts: options.caCerts });
+/** Plain TCP to the API server with TCP_NODELAY (small writes leave at once) and keepalive (dead peers surface). */
+export function connectTcp(hostname: string, port: number): GatedSocket {
+  return connSocket(
+    Deno.connect({ hostname, port }).then((conn) => {
+      conn.setNoDelay(true);
+      conn.setKeepAlive(true);
+      return conn;
+    }),
+  ) as GatedSocket;
 }
