@@ -1,0 +1,222 @@
+/** `kf ps`: the running kf sessions and their forwards, as a table or JSON, once or refreshed in place. */
+
+import { Command, Option } from "@commander-js/extra-typings";
+import { UsageError } from "../errors.ts";
+import type { ForwardStatus } from "../forward/status.ts";
+// Import the state modules directly, not mod.ts: this command must start fast (no kube client, no ws).
+import { checkStateDir, resolveStateDir } from "../state/state_dir.ts";
+import { listSessions, type SessionView } from "../state/sessions.ts";
+import type { RecordProblem } from "../state/session_file.ts";
+
+/** Where a command writes; tests pass their own. */
+export interface CommandIO {
+  /** Writes text to stdout as is (add the newline yourself). */
+  out(text: string): void;
+  /** Writes text to stderr as is. */
+  err(text: string): void;
+  /** Ends `--watch` loops; the default is Ctrl-C (SIGINT). */
+  signal?: AbortSignal;
+}
+
+export const defaultIO: CommandIO = {
+  out: (text) => writeAllSync(Deno.stdout, text),
+  err: (text) => writeAllSync(Deno.stderr, text),
+};
+
+/** `-w` redraw interval. */
+const WATCH_INTERVAL_MS = 1000;
+/** Longer last errors are cut so a row stays on one line; `-o json` has the whole text. */
+const MAX_ERROR_CHARS = 60;
+
+export function psCommand(io: CommandIO = defaultIO) {
+  return new Command("ps")
+    .description(
+      "List running kf sessions and their forwards.\n\n" +
+        "A session whose process died (dead), or whose pid now belongs to another process (stale, PID reuse),\n" +
+        "is shown once and its state file removed.\n\n" +
+        "Exit codes: 0 listed (also when nothing runs), 1 the state directory cannot be used, 2 usage error.",
+    )
+    .option("-o, --output <format>", "table or json", "table")
+    .option("-w, --watch", "redraw every second until Ctrl-C (with -o json: one JSON document per line)")
+    .addOption(new Option("--state-dir <dir>", "state directory (default: $KF_STATE_DIR, ...)").hideHelp())
+    .action(async (options) => {
+      const format = options.output;
+      if (format !== "table" && format !== "json") {
+        throw new UsageError(`Cannot use output format '${format}'`, { hint: "use -o table or -o json" });
+      }
+      const dir = options.stateDir ?? resolveStateDir();
+      if (!options.watch) {
+        io.out(await renderOnce(dir, format, io));
+        return;
+      }
+      await watch(dir, format, io);
+    });
+}
+
+/** The whole `kf ps` output for one listing. Problems go to stderr in table mode, into the document in JSON. */
+async function renderOnce(dir: string, format: "table" | "json", io: CommandIO): Promise<string> {
+  const problems: RecordProblem[] = [];
+  const views = (await checkStateDir(dir))
+    ? await listSessions(dir, { onProblem: (p) => problems.push(p) })
+    : [];
+  if (format === "json") return JSON.stringify(sessionsDocument(dir, views, problems)) + "\n";
+  for (const p of problems) io.err(`warning: cannot read session file ${p.file}: ${p.error}\n`);
+  if (views.length === 0) return "No kf sessions running.\n";
+  const gone = views.filter((v) => v.liveness !== "live").length;
+  const note = gone
+    ? `(${gone} dead or stale session${gone === 1 ? "" : "s"} shown once; state removed)\n`
+    : "";
+  return renderSessionsTable(views) + note;
+}
+
+async function watch(dir: string, format: "table" | "json", io: CommandIO): Promise<void> {
+  const controller = new AbortController();
+  const signal = io.signal ?? controller.signal;
+  const onInt = () => controller.abort();
+  if (!io.signal) Deno.addSignalListener("SIGINT", onInt);
+  try {
+    while (!signal.aborted) {
+      const text = await renderOnce(dir, format, io);
+      if (format === "json") io.out(text);
+      else {io.out(
+          `\x1b[H\x1b[2J` +
+            `Every ${WATCH_INTERVAL_MS / 1000}s: kf ps    ${new Date().toLocaleTimeString()}\n\n` + text,
+        );}
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, WATCH_INTERVAL_MS);
+        function done() {
+          clearTimeout(timer);
+          signal.removeEventListener("abort", done);
+          resolve();
+        }
+        signal.addEventListener("abort", done, { once: true });
+      });
+    }
+  } finally {
+    if (!io.signal) Deno.removeSignalListener("SIGINT", onInt);
+  }
+}
+
+/** `-o json`: `{stateDir, sessions: [{...record, liveness}], problems}`. */
+export function sessionsDocument(dir: string, views: SessionView[], problems: RecordProblem[] = []) {
+  return {
+    stateDir: dir,
+    sessions: views.map((v) => ({ ...v.record, liveness: v.liveness })),
+    problems,
+  };
+}
+
+/** One row per forward (one row for a session without forwards); session columns repeat for grep. */
+export function renderSessionsTable(views: SessionView[], now: number = Date.now()): string {
+  const contexts = new Set(views.flatMap((v) => v.record.forwards.map((f) => f.context)));
+  const withContext = contexts.size > 1;
+  const header = [
+    "SESSION",
+    "PID",
+    "AGE",
+    "FORWARD",
+    "LOCAL",
+    ...(withContext ? ["CONTEXT"] : []),
+    "TARGET",
+    "POD",
+    "STATE",
+    "CONN",
+    "IN",
+    "OUT",
+    "LAST ERROR",
+  ];
+  const rows: string[][] = [header];
+  for (const { record, liveness } of views) {
+    const session = [record.id, String(record.pid), formatAge(now - Date.parse(record.startedAt))];
+    const forwards: (ForwardStatus | undefined)[] = record.forwards.length ? record.forwards : [undefined];
+    for (const f of forwards) {
+      if (!f) {
+        rows.push([
+          ...session,
+          "-",
+          "-",
+          ...(withContext ? ["-"] : []),
+          "-",
+          "-",
+          stateOf(liveness),
+          "-",
+          "-",
+          "-",
+          "",
+        ]);
+        continue;
+      }
+      rows.push([
+        ...session,
+        f.name,
+        f.listeners.map((l) => `${hostPort(l.address, l.port)}`).join(",") || "-",
+        ...(withContext ? [f.context || "-"] : []),
+        formatTarget(f),
+        f.pod ?? "-",
+        liveness === "live" ? f.state : stateOf(liveness),
+        `${f.openConnections}/${f.totalConnections}`,
+        formatBytes(f.bytesIn),
+        formatBytes(f.bytesOut),
+        formatLastError(f, now),
+      ]);
+    }
+  }
+  const widths = header.map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) =>
+    r.map((cell, i) => i === r.length - 1 ? cell : cell.padEnd(widths[i])).join("  ").trimEnd()
+  )
+    .join("\n") + "\n";
+}
+
+function stateOf(liveness: SessionView["liveness"]): string {
+  return liveness === "live" ? "-" : liveness;
+}
+
+function formatTarget(f: ForwardStatus): string {
+  const ports = [...new Set(f.listeners.map((l) => String(l.remote)))].join(",");
+  const target = f.namespace ? `${f.namespace}/${f.target}` : f.target;
+  return ports ? `${target}:${ports}` : target;
+}
+
+function hostPort(address: string, port: number): string {
+  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+function formatLastError(f: ForwardStatus, now: number): string {
+  if (!f.lastError) return "";
+  const text = f.lastError.replace(/\s+/g, " ");
+  const cut = text.length > MAX_ERROR_CHARS ? text.slice(0, MAX_ERROR_CHARS - 1) + "…" : text;
+  return f.lastErrorAt ? `${formatAge(now - f.lastErrorAt)} ago: ${cut}` : cut;
+}
+
+/** "45s", "12m", "3h4m", "2d5h". */
+export function formatAge(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return m % 60 ? `${h}h${m % 60}m` : `${h}h`;
+  const d = Math.floor(h / 24);
+  return h % 24 ? `${d}d${h % 24}h` : `${d}d`;
+}
+
+/** "0", "512B", "1.5KiB", "12MiB". */
+export function formatBytes(n: number): string {
+  if (n === 0) return "0";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  const digits = unit === 0 || value >= 10 ? 0 : 1;
+  return `${value.toFixed(digits)}${units[unit]}`;
+}
+
+function writeAllSync(file: { writeSync(p: Uint8Array): number }, text: string): void {
+  const bytes = new TextEncoder().encode(text);
+  let written = 0;
+  while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
+}

@@ -1,0 +1,74 @@
+/** `kf stop`: end sessions, or single forwards inside a running session, from any terminal. */
+
+import { Command, Option } from "@commander-js/extra-typings";
+import { KfError, UsageError } from "../errors.ts";
+import { checkStateDir, resolveStateDir } from "../state/state_dir.ts";
+import { type StopOutcome, stopSessions } from "../state/sessions.ts";
+import { type CommandIO, defaultIO } from "./ps.ts";
+
+export function stopCommand(io: CommandIO = defaultIO) {
+  return new Command("stop")
+    .description(
+      "Stop kf sessions, or single forwards in a running session.\n\n" +
+        "TARGET is a session id (k3m9qa), a pid, a forward name (api), or ID/NAME when a forward name is\n" +
+        "used in several sessions. Stopping a session sends SIGTERM, waits --timeout seconds, then SIGKILL.\n" +
+        "Stopping a forward asks its session over the control socket; the other forwards keep running\n" +
+        "(stopping the last running forward stops the session). A process is never signalled when it is not\n" +
+        "the one the state file names (start time or command line differ: PID reuse).\n\n" +
+        "Exit codes: 0 everything stopped (or already gone), 1 a target was unknown or ambiguous, refused or\n" +
+        "failed, 2 usage error (no targets and no --all).",
+    )
+    .argument("[targets...]", "session ids, pids, forward names, or ID/NAME")
+    .option("--all", "stop every session")
+    .option("--timeout <seconds>", "how long to wait after SIGTERM before SIGKILL", "5")
+    .option("-o, --output <format>", "text or json", "text")
+    .addOption(new Option("--state-dir <dir>", "state directory (default: $KF_STATE_DIR, ...)").hideHelp())
+    .action(async (targets, options) => {
+      const timeoutSeconds = Number(options.timeout);
+      if (options.timeout.trim() === "" || !Number.isFinite(timeoutSeconds) || timeoutSeconds < 0) {
+        throw new UsageError(`Cannot use --timeout ${options.timeout}`, {
+          hint: "give seconds, e.g. --timeout 10",
+        });
+      }
+      const format = options.output;
+      if (format !== "text" && format !== "json") {
+        throw new UsageError(`Cannot use output format '${format}'`, { hint: "use -o text or -o json" });
+      }
+      const outcomes = await runStop(targets, {
+        all: options.all ?? false,
+        timeoutMs: timeoutSeconds * 1000,
+        dir: options.stateDir ?? resolveStateDir(),
+        io,
+        text: format === "text",
+      });
+      if (format === "json") io.out(JSON.stringify({ outcomes }) + "\n");
+      const failed = outcomes.filter((o) => !o.ok);
+      if (failed.length > 0) {
+        throw new KfError(`Cannot stop ${failed.length} of ${outcomes.length} targets`, {
+          hint: "see the lines above; kf ps shows what is still running",
+        });
+      }
+    });
+}
+
+async function runStop(
+  targets: string[],
+  options: { all: boolean; timeoutMs: number; dir: string; io: CommandIO; text: boolean },
+): Promise<StopOutcome[]> {
+  const { io, text } = options;
+  if (!options.all && targets.length === 0) {
+    throw new UsageError("Nothing to stop", {
+      hint: "name a session id or forward name (see kf ps), or use --all",
+    });
+  }
+  await checkStateDir(options.dir); // refuses an unsafe dir; a missing one just holds no sessions
+  const outcomes = await stopSessions(options.dir, targets, {
+    all: options.all,
+    timeoutMs: options.timeoutMs,
+    onProblem: (p) => io.err(`warning: cannot read session file ${p.file}: ${p.error}\n`),
+    // Print as each target finishes, so a slow SIGTERM does not hold back the others' lines.
+    onOutcome: text ? (o) => io.out(o.message + "\n") : undefined,
+  });
+  if (text && options.all && outcomes.length === 0) io.out("No kf sessions running.\n");
+  return outcomes;
+}
