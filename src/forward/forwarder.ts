@@ -1,0 +1,336 @@
+/** One forward (one config entry): its local listeners, the pod it uses now, and every connection it carries. */
+
+import type { ForwardSpec } from "../config/mod.ts";
+import { formatTarget } from "../config/mod.ts";
+import type { Clock } from "../clock.ts";
+import type { KubeClient } from "../kube/client.ts";
+import { ApiError } from "../kube/errors.ts";
+import type { Pod } from "../kube/types.ts";
+import type { SharedWatches } from "../watch/mod.ts";
+import { LocalListenError, NoReadyPodError } from "./errors.ts";
+import { choosePod, type Endpoint, endpointFor } from "./picker.ts";
+import type { ForwardState, ForwardStatus } from "./status.ts";
+import { TargetWatch } from "./target_watch.ts";
+import { Tunnel, type TunnelCounters } from "./tunnel.ts";
+import { type OpenUpstream, portForwardOpener, Prewarm, type Upstream } from "./upstream.ts";
+
+export interface ForwardDeps {
+  client: KubeClient;
+  watches: SharedWatches;
+  clock: Clock;
+  /** Opens upstream sockets; tests and benchmarks may wrap it. @default portForwardOpener */
+  open?: OpenUpstream;
+}
+
+/** Something worth telling the user about one forward. */
+export type ForwardEvent =
+  | { type: "status"; status: ForwardStatus }
+  | { type: "connection-error"; forward: string; pod?: string; message: string };
+
+interface PortRuntime {
+  remote: number | string;
+  localPort: number;
+  listener: Deno.TcpListener;
+  prewarm: Prewarm;
+}
+
+/** Runs one forward until its signal aborts; failures stay inside it (the others keep running). */
+export class Forward {
+  readonly spec: ForwardSpec;
+  readonly namespace: string;
+  readonly #deps: ForwardDeps;
+  readonly #open: OpenUpstream;
+  readonly #target: TargetWatch;
+  readonly #abort = new AbortController();
+  readonly #listeners = new Set<(event: ForwardEvent) => void>();
+  readonly #ports: PortRuntime[] = [];
+  readonly #tunnels = new Set<Tunnel>();
+  readonly #counters: TunnelCounters = { bytesIn: 0, bytesOut: 0 };
+  readonly #accepting: Promise<void>[] = [];
+  #state: ForwardState = "starting";
+  #pod?: string;
+  #hadPod = false;
+  #totalConnections = 0;
+  #lastError?: string;
+  #lastErrorAt?: number;
+
+  constructor(spec: ForwardSpec, deps: ForwardDeps) {
+    this.spec = spec;
+    this.#deps = deps;
+    this.namespace = spec.namespace ?? deps.client.defaultNamespace;
+    this.#open = deps.open ?? portForwardOpener(deps.client, this.namespace);
+    this.#target = new TargetWatch({
+      client: deps.client,
+      watches: deps.watches,
+      target: spec.target,
+      namespace: this.namespace,
+      clock: deps.clock,
+    });
+  }
+
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  /** Subscribes to status changes and connection errors. */
+  subscribe(listener: (event: ForwardEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Binds every local port, then follows the target. Throws LocalListenError when a port cannot be bound;
+   * the forward is then "failed" and holds nothing.
+   */
+  start(): void {
+    try {
+      for (const mapping of this.spec.ports) this.#ports.push(this.#listen(mapping.local, mapping.remote));
+    } catch (error) {
+      for (const port of this.#ports) port.listener.close();
+      this.#ports.length = 0;
+      this.#fail(error as Error);
+      throw error;
+    }
+    this.#target.subscribe(() => this.#onTargetChange());
+    this.#target.start(this.#abort.signal);
+    for (const port of this.#ports) this.#accepting.push(this.#acceptLoop(port));
+    this.#onTargetChange();
+  }
+
+  /** Stops accepting, lets open connections finish for up to graceMs, then cuts them. */
+  async stop(graceMs = 2_000): Promise<void> {
+    if (this.#abort.signal.aborted) return;
+    for (const port of this.#ports) {
+      try {
+        port.listener.close();
+      } catch {
+        // already closed
+      }
+    }
+    await Promise.allSettled(this.#accepting);
+    if (this.#tunnels.size > 0) {
+      const drained = Promise.withResolvers<void>();
+      const check = setInterval(() => this.#tunnels.size === 0 && drained.resolve(), 20);
+      await Promise.race([drained.promise, this.#deps.clock.sleep(graceMs)]);
+      clearInterval(check);
+    }
+    this.#abort.abort(new Error("forward stopped"));
+    if (this.#state !== "failed") this.#setState("stopped");
+  }
+
+  status(): ForwardStatus {
+    return {
+      name: this.spec.name,
+      target: formatTarget(this.spec.target),
+      context: this.#deps.client.contextName,
+      namespace: this.namespace,
+      listeners: this.#ports.map((p) => ({
+        address: this.spec.address,
+        port: p.localPort,
+        remote: p.remote,
+      })),
+      state: this.#state,
+      pod: this.#pod,
+      openConnections: this.#tunnels.size,
+      totalConnections: this.#totalConnections,
+      bytesIn: this.#counters.bytesIn,
+      bytesOut: this.#counters.bytesOut,
+      lastError: this.#lastError,
+      lastErrorAt: this.#lastErrorAt,
+    };
+  }
+
+  #listen(localPort: number, remote: number | string): PortRuntime {
+    let listener: Deno.TcpListener;
+    try {
+      listener = Deno.listen({ hostname: this.spec.address, port: localPort, transport: "tcp" });
+    } catch (error) {
+      const where = `${this.spec.address}:${localPort}`;
+      if (error instanceof Deno.errors.AddrInUse) {
+        throw new LocalListenError(
+          `Forward '${this.spec.name}': cannot listen on ${where}: address already in use`,
+          {
+            hint:
+              `stop what uses it (kf ps; lsof -i :${localPort}) or pick another local port (0:${remote} = any free)`,
+            cause: error,
+          },
+        );
+      }
+      throw new LocalListenError(
+        `Forward '${this.spec.name}': cannot listen on ${where}: ${(error as Error).message}`,
+        { hint: "use a local address of this machine, e.g. 127.0.0.1", cause: error },
+      );
+    }
+    const prewarm = new Prewarm(this.#open, { clock: this.#deps.clock, signal: this.#abort.signal });
+    return { remote, localPort: (listener.addr as Deno.NetAddr).port, listener, prewarm };
+  }
+
+  async #acceptLoop(port: PortRuntime): Promise<void> {
+    try {
+      for await (const conn of port.listener) {
+        conn.setNoDelay(true);
+        conn.setKeepAlive(true);
+        this.#serve(port, conn);
+      }
+    } catch (error) {
+      if (!(error instanceof Deno.errors.BadResource) && !this.#abort.signal.aborted) {
+        this.#fail(error as Error);
+      }
+    }
+  }
+
+  async #serve(port: PortRuntime, conn: Deno.TcpConn): Promise<void> {
+    const startedAt = this.#deps.clock.now();
+    const tunnel = new Tunnel({
+      local: conn,
+      counters: this.#counters,
+      signal: this.#abort.signal,
+      acquire: (exclude, signal) => this.#acquire(port, exclude, signal, startedAt),
+      onPodFailed: (pod) => port.prewarm.invalidate(pod),
+    });
+    this.#tunnels.add(tunnel);
+    this.#totalConnections++;
+    this.#changed();
+    const result = await tunnel.run();
+    this.#tunnels.delete(tunnel);
+    if (result.error) this.#connectionError(result.error, result.pod);
+    this.#changed();
+  }
+
+  /** An upstream for a new connection: the prewarmed socket when it fits, else a new one; waits (bounded) for a pod. */
+  async #acquire(
+    port: PortRuntime,
+    exclude: ReadonlySet<string>,
+    signal: AbortSignal,
+    startedAt: number,
+  ): Promise<Upstream> {
+    const deadline = startedAt + this.spec.podWaitTimeoutMs;
+    const skip = new Set(exclude);
+    while (true) {
+      const endpoint = await this.#waitForEndpoint(port.remote, skip, signal, deadline);
+      const warm = port.prewarm.take(endpoint);
+      if (warm) return warm;
+      try {
+        return { ws: await this.#open(endpoint, signal), endpoint, early: [] };
+      } catch (error) {
+        // the pod vanished between the pick and the upgrade: try another one; anything else is final
+        if (signal.aborted || !(error instanceof ApiError && error.status === 404)) throw error;
+        skip.add(endpoint.pod);
+      }
+    }
+  }
+
+  #endpointNow(remote: number | string, exclude: ReadonlySet<string>): Endpoint | undefined {
+    const service = this.spec.target.kind === "service" ? this.#target.service : undefined;
+    const usable = (pod: Pod) => endpointFor(pod, remote, service) !== undefined;
+    const pod = choosePod(this.#target.pods(), { current: this.#pod, exclude, usable });
+    return pod ? endpointFor(pod, remote, service) : undefined;
+  }
+
+  #waitForEndpoint(
+    remote: number | string,
+    exclude: ReadonlySet<string>,
+    signal: AbortSignal,
+    deadline: number,
+  ): Promise<Endpoint> {
+    const now = this.#endpointNow(remote, exclude);
+    if (now) return Promise.resolve(now);
+    return new Promise<Endpoint>((resolve, reject) => {
+      const timer = new AbortController();
+      const done = () => {
+        unsubscribe();
+        timer.abort();
+        signal.removeEventListener("abort", onAbort);
+      };
+      const unsubscribe = this.#target.subscribe(() => {
+        const endpoint = this.#endpointNow(remote, exclude);
+        if (endpoint) {
+          done();
+          resolve(endpoint);
+        }
+      });
+      const onAbort = () => {
+        done();
+        reject(signal.reason);
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#deps.clock.sleep(Math.max(0, deadline - this.#deps.clock.now()), timer.signal).then(() => {
+        done();
+        const why = this.#target.problem ?? `no ready pod for ${formatTarget(this.spec.target)}`;
+        reject(
+          new NoReadyPodError(`Forward '${this.spec.name}': ${why} after ${this.spec.podWaitTimeoutMs} ms`, {
+            hint: "check the pods (kubectl get pods) or raise podWaitTimeout",
+          }),
+        );
+      }, () => {});
+    });
+  }
+
+  /** Re-picks the pod, re-warms, cuts connections to deleted pods, and derives the state. */
+  #onTargetChange(): void {
+    if (this.#abort.signal.aborted || this.#state === "failed") return;
+    const first = this.#ports[0];
+    const endpoint = first ? this.#endpointNow(first.remote, new Set()) : undefined;
+    this.#pod = endpoint?.pod;
+    for (const port of this.#ports) {
+      port.prewarm.setEndpoint(port === first ? endpoint : this.#endpointNow(port.remote, new Set()));
+    }
+    const present = new Set(this.#target.pods().map((p) => p.metadata.name));
+    if (this.#target.podStore?.synced) {
+      // a deleted pod's connections are dead: close them now instead of waiting for TCP to notice
+      for (const tunnel of this.#tunnels) {
+        if (tunnel.pod && !present.has(tunnel.pod)) tunnel.podDeleted(tunnel.pod);
+      }
+    }
+    const store = this.#target.podStore;
+    let state: ForwardState;
+    if (endpoint) {
+      this.#hadPod = true;
+      state = store?.status.state === "degraded" ? "degraded" : "ready";
+    } else if (store?.status.state === "degraded" || this.#target.problemError) {
+      state = "degraded";
+    } else if (!store?.synced && !this.#target.problem) {
+      state = "starting";
+    } else state = this.#hadPod ? "reconnecting" : "waiting-for-pod";
+    const problem = store?.status.state === "degraded" ? store.status.lastError : this.#target.problemError;
+    if (problem) this.#recordError(problem.message);
+    else if (this.#target.problem && !endpoint) this.#recordError(this.#target.problem);
+    this.#setState(state);
+  }
+
+  #recordError(message: string): void {
+    if (message === this.#lastError) return;
+    this.#lastError = message;
+    this.#lastErrorAt = Date.now();
+  }
+
+  #connectionError(error: Error, pod?: string): void {
+    this.#recordError(error.message);
+    this.#emit({ type: "connection-error", forward: this.spec.name, pod, message: error.message });
+  }
+
+  #fail(error: Error): void {
+    this.#recordError(error.message);
+    this.#setState("failed");
+  }
+
+  #setState(state: ForwardState): void {
+    this.#state = state;
+    this.#changed();
+  }
+
+  #lastEmitted = "";
+
+  #changed(): void {
+    const status = this.status();
+    // counters change per connection; the key keeps listeners from hearing the same state twice
+    const key = JSON.stringify(status);
+    if (key === this.#lastEmitted) return;
+    this.#lastEmitted = key;
+    this.#emit({ type: "status", status });
+  }
+
+  #emit(event: ForwardEvent): void {
+    for (const listener of [...this.#listeners]) listener(event);
+  }
+}

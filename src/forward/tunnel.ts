@@ -1,0 +1,272 @@
+/** One local TCP connection <-> one pod port over a port-forward WebSocket, with retry before the pod's first byte. */
+
+import type WebSocket from "ws";
+import { classifyPodError, encodeData, PortForwardDecoder } from "./channel_frames.ts";
+import { PodPortError } from "./errors.ts";
+import type { Upstream } from "./upstream.ts";
+
+/** Upload bytes queued in the WebSocket before we stop reading the local socket. */
+const UPLOAD_HIGH_WATER = 1 << 20;
+/** Download bytes queued toward the local socket before we stop reading the WebSocket. */
+const DOWNLOAD_HIGH_WATER = 1 << 20;
+/** Client bytes kept for a replay on another pod until the pod answers; past this, no retry. */
+const REPLAY_LIMIT = 1 << 20;
+/** Attempts per connection while the pod keeps vanishing before its first byte (several pods may be dying). */
+const MAX_ATTEMPTS = 6;
+/** After the client stopped sending, how long a silent pod may take before the tunnel is closed. */
+const LINGER_AFTER_LOCAL_EOF_MS = 30_000;
+
+export interface TunnelCounters {
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export interface TunnelOptions {
+  local: Deno.Conn;
+  /** An upstream to a ready pod, excluding pods that failed this connection; waits (bounded) for one. */
+  acquire(exclude: ReadonlySet<string>, signal: AbortSignal): Promise<Upstream>;
+  /** A pod failed before its first byte: lets the forward drop its prewarmed socket to it. */
+  onPodFailed?(pod: string, error: Error): void;
+  counters: TunnelCounters;
+  signal: AbortSignal;
+}
+
+export interface TunnelResult {
+  pod?: string;
+  /** Why the connection ended badly, if it did. */
+  error?: Error;
+}
+
+interface AttemptEnd {
+  /** The pod sent data to the client during this attempt: no replay possible any more. */
+  answered: boolean;
+  error?: Error;
+}
+
+/** Runs a connection until either side closes; never throws. */
+export class Tunnel {
+  readonly #options: TunnelOptions;
+  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #ws?: WebSocket;
+  #wsReady?: PromiseWithResolvers<WebSocket | undefined>;
+  #answered = false;
+  #replay: Uint8Array[] = [];
+  #replayBytes = 0;
+  #replayable = true;
+  #localEnded = false;
+  #localFailed = false;
+  #closed = false;
+  #uploadInFlight = 0;
+  #uploadDrained?: PromiseWithResolvers<void>;
+  #downloadQueued = 0;
+  #wsPaused = false;
+  readonly #abort = new AbortController();
+  pod?: string;
+
+  constructor(options: TunnelOptions) {
+    this.#options = options;
+    this.#reader = options.local.readable.getReader();
+    this.#writer = options.local.writable.getWriter();
+    this.#wsReady = Promise.withResolvers();
+  }
+
+  /** Ends the connection now (forward stopping). */
+  close(reason?: Error): void {
+    this.#abort.abort(reason);
+  }
+
+  /**
+   * The pod was deleted: drop its upstream now instead of waiting for TCP to notice. Before the pod's
+   * first byte this leads to a retry on another pod; after it, the client's connection is closed.
+   */
+  podDeleted(pod: string): void {
+    if (this.pod === pod) this.#ws?.terminate();
+  }
+
+  async run(): Promise<TunnelResult> {
+    const { signal } = this.#options;
+    const onStop = () => this.#abort.abort(signal.reason);
+    signal.addEventListener("abort", onStop, { once: true });
+    const upload = this.#pumpUpload();
+    let result: TunnelResult = {};
+    const exclude = new Set<string>();
+    try {
+      for (let attempt = 1;; attempt++) {
+        const upstream = await this.#options.acquire(exclude, this.#abort.signal);
+        this.pod = upstream.endpoint.pod;
+        const end = await this.#runAttempt(upstream);
+        if (end.answered || !end.error || this.#localFailed || !this.#replayable || attempt >= MAX_ATTEMPTS) {
+          result = { pod: this.pod, error: end.error };
+          break;
+        }
+        // nothing reached the client yet: replay on another pod and the client never notices
+        exclude.add(upstream.endpoint.pod);
+        this.#options.onPodFailed?.(upstream.endpoint.pod, end.error);
+      }
+    } catch (error) {
+      result = { pod: this.pod, error: this.#abort.signal.aborted ? undefined : error as Error };
+    } finally {
+      signal.removeEventListener("abort", onStop);
+      await this.#closeLocal(result.error !== undefined && this.#answered);
+      this.#wsReady?.resolve(undefined);
+      await upload;
+    }
+    return result;
+  }
+
+  /** Carries one upstream until it closes; resolves how it ended. */
+  #runAttempt(upstream: Upstream): Promise<AttemptEnd> {
+    const { ws } = upstream;
+    const decoder = new PortForwardDecoder();
+    return new Promise<AttemptEnd>((resolve) => {
+      let error: Error | undefined;
+      const lingerTimer = setInterval(() => {
+        if (this.#localEnded && Date.now() - this.#lastDownloadAt > LINGER_AFTER_LOCAL_EOF_MS) ws.terminate();
+      }, 1_000);
+      const finish = () => {
+        ws.off("message", onMessage);
+        ws.off("close", finish);
+        ws.off("error", onError);
+        this.#abort.signal.removeEventListener("abort", onAbort);
+        clearInterval(lingerTimer);
+        this.#ws = undefined;
+        this.#wsReady = Promise.withResolvers();
+        this.#uploadDrained?.resolve();
+        if (ws.readyState !== 3) ws.terminate();
+        const ended: AttemptEnd = { answered: this.#answered, error };
+        // a pod that closed before its first byte while the client still waits: treat as gone, retry
+        if (!this.#answered && !error && !this.#abort.signal.aborted) {
+          ended.error = new PodPortError(
+            upstream.endpoint.pod,
+            "closed the connection before answering",
+            true,
+          );
+        }
+        resolve(ended);
+      };
+      const onMessage = (data: Uint8Array) => {
+        const frame = decoder.decode(data);
+        if (!frame) return;
+        if (frame.kind === "data") {
+          this.#answered = true;
+          this.#deliver(frame.payload, ws);
+        } else if (frame.kind === "error") {
+          const gone = classifyPodError(frame.message) === "pod-gone";
+          error = new PodPortError(upstream.endpoint.pod, frame.message.trim(), gone);
+          ws.terminate();
+        }
+      };
+      const onError = (cause: Error) => {
+        error ??= cause;
+        finish();
+      };
+      const onAbort = () => finish();
+      ws.on("message", onMessage);
+      ws.on("close", finish);
+      ws.on("error", onError);
+      this.#abort.signal.addEventListener("abort", onAbort, { once: true });
+      if (this.#abort.signal.aborted || ws.readyState !== 1) return finish();
+      for (const message of upstream.early) onMessage(message);
+      upstream.early = [];
+      // the client may already have sent bytes (or even finished): they go first, in order
+      for (const chunk of this.#replay) this.#send(ws, chunk);
+      this.#ws = ws;
+      this.#wsReady?.resolve(ws);
+    });
+  }
+
+  #lastDownloadAt = Date.now();
+
+  /** Pod -> client, pausing the WebSocket while the local socket is slow so memory stays bounded. */
+  #deliver(payload: Uint8Array, ws: WebSocket): void {
+    if (this.#localFailed) return;
+    this.#lastDownloadAt = Date.now();
+    this.#options.counters.bytesIn += payload.length;
+    this.#downloadQueued += payload.length;
+    if (this.#downloadQueued > DOWNLOAD_HIGH_WATER && !this.#wsPaused) {
+      this.#wsPaused = true;
+      ws.pause();
+    }
+    this.#writer.write(payload).then(() => {
+      this.#downloadQueued -= payload.length;
+      if (this.#wsPaused && this.#downloadQueued <= DOWNLOAD_HIGH_WATER / 2) {
+        this.#wsPaused = false;
+        ws.resume();
+      }
+    }, () => {
+      // the client went away: nothing more can be delivered
+      this.#localFailed = true;
+      this.#abort.abort();
+    });
+  }
+
+  /** Client -> pod, for the whole life of the connection (across retries). */
+  async #pumpUpload(): Promise<void> {
+    try {
+      while (!this.#closed) {
+        // read only while an upstream exists: while waiting for a pod, the kernel holds the client's bytes
+        if (!this.#ws && !(await this.#wsReady?.promise)) {
+          if (this.#closed) break;
+          continue;
+        }
+        const { value, done } = await this.#reader.read();
+        if (done) break;
+        this.#options.counters.bytesOut += value.length;
+        if (!this.#answered && this.#replayable) {
+          this.#replayBytes += value.length;
+          if (this.#replayBytes > REPLAY_LIMIT) {
+            this.#replayable = false;
+            this.#replay = [];
+          } else this.#replay.push(value);
+        }
+        // the upstream may have changed during the read; without one the replay buffer carries the bytes
+        const current = this.#ws;
+        if (current) await this.#sendWithBackpressure(current, value);
+      }
+      this.#localEnded = true;
+      // a client that connected and left without a byte (a port probe) needs no answer
+      if (this.#replayBytes === 0 && !this.#answered) this.#abort.abort();
+    } catch {
+      // local read failed (reset by the client)
+      this.#localEnded = true;
+      if (!this.#closed) {
+        this.#localFailed = true;
+        this.#abort.abort();
+      }
+    }
+  }
+
+  #send(ws: WebSocket, payload: Uint8Array): void {
+    const frame = encodeData(payload);
+    this.#uploadInFlight += frame.length;
+    ws.send(frame, () => {
+      this.#uploadInFlight -= frame.length;
+      if (this.#uploadInFlight <= UPLOAD_HIGH_WATER / 2) this.#uploadDrained?.resolve();
+    });
+  }
+
+  async #sendWithBackpressure(ws: WebSocket, payload: Uint8Array): Promise<void> {
+    this.#send(ws, payload);
+    if (this.#uploadInFlight > UPLOAD_HIGH_WATER) {
+      this.#uploadDrained = Promise.withResolvers();
+      await this.#uploadDrained.promise;
+    }
+  }
+
+  async #closeLocal(reset: boolean): Promise<void> {
+    this.#closed = true;
+    if (reset) {
+      await this.#writer.abort().catch(() => {});
+    } else {
+      // flush what the pod sent, then FIN
+      await this.#writer.close().catch(() => {});
+    }
+    this.#reader.cancel().catch(() => {});
+    try {
+      this.#options.local.close();
+    } catch {
+      // already closed
+    }
+  }
+}
