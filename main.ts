@@ -1,0 +1,64 @@
+/** kf: Kubernetes port-forwarding that follows pods through restarts. Entry point: parses argv, sets the exit code. */
+
+import process from "node:process";
+import { Command, CommanderError } from "@commander-js/extra-typings";
+import { formatError, KfError } from "./src/errors.ts";
+import { type CommandIO, defaultIO, psCommand } from "./src/cli/ps.ts";
+import { stopCommand } from "./src/cli/stop.ts";
+import { forwardCommand } from "./src/cli/forward.ts";
+
+export const VERSION = "0.1.0";
+
+/** A detached session writes to its log file instead of a terminal. */
+function processIO(): CommandIO {
+  const logFile = Deno.env.get("KF_LOG_FILE");
+  if (!logFile) return defaultIO;
+  const file = Deno.openSync(logFile, { append: true, create: true, mode: 0o600 });
+  const write = (text: string) => {
+    const bytes = new TextEncoder().encode(text);
+    let written = 0;
+    while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
+  };
+  return { out: write, err: write };
+}
+
+export function buildProgram(io: CommandIO): Command {
+  const program = new Command("kf")
+    .description("Kubernetes port-forwarding that survives pod restarts, rollouts, sleep and VPN drops.")
+    .version(VERSION)
+    .showHelpAfterError("(run with --help for usage)")
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .exitOverride()
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 success, 1 runtime failure (no forward could start, stop failed), 2 usage or config error.",
+    );
+  for (const command of [forwardCommand(io), psCommand(io), stopCommand(io)]) {
+    program.addCommand(
+      command.configureOutput({ writeOut: io.out, writeErr: io.err }).exitOverride() as never,
+    );
+  }
+  return program;
+}
+
+export async function main(args: string[]): Promise<number> {
+  const io = processIO();
+  try {
+    await buildProgram(io).parseAsync(args, { from: "user" });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // help and version end with code 0; usage mistakes with 2 (commander already printed them)
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    io.err(`kf: ${formatError(error)}\n`);
+    return error instanceof KfError ? error.exitCode : 1;
+  }
+}
+
+if (import.meta.main) {
+  // client-node's dependencies use node's deprecated punycode; the warning means nothing to kf's users
+  process.noDeprecation = true;
+  const code = await main(Deno.args);
+  Deno.exit(code);
+}

@@ -1,0 +1,128 @@
+/** `kf forward`: run forwards from config files or one ad hoc target, in the foreground or detached. */
+
+import { Command, Option } from "@commander-js/extra-typings";
+import { adHocForward, type ForwardSpec, loadConfigFiles, parseDuration } from "../config/mod.ts";
+import { UsageError } from "../errors.ts";
+import { type CommandIO, defaultIO } from "./ps.ts";
+
+/** How long open connections may finish after Ctrl-C / SIGTERM. */
+const DEFAULT_GRACE = "2s";
+
+export interface ForwardCommandOptions {
+  file?: string[];
+  only?: string;
+  namespace?: string;
+  context?: string;
+  kubeconfig?: string;
+  address?: string;
+  selector?: string;
+  name?: string;
+  output: string;
+  podWaitTimeout?: string;
+  grace: string;
+  detach?: boolean;
+  stateDir?: string;
+}
+
+export function forwardCommand(io: CommandIO = defaultIO) {
+  return new Command("forward")
+    .alias("fwd")
+    .description(
+      "Forward local ports to pods, following them through restarts and rollouts.\n\n" +
+        "  kf forward -f kf.yaml                 every forward of a config file\n" +
+        "  kf forward svc/api 8080:80 -n dev     kubectl-style: svc/, deploy/, sts/, rs/, pod/ or a pod name\n" +
+        "  kf forward -l app=db 5432             pods chosen by label selector\n" +
+        "  kf forward svc/api 0:http             any free local port, remote given by port name\n\n" +
+        "Ports: LOCAL:REMOTE, REMOTE (same local port), :REMOTE or 0:REMOTE (any free port). For svc/ the\n" +
+        "remote is the Service port, mapped to each pod's targetPort.\n\n" +
+        "Exit codes: 0 stopped cleanly, 1 no forward could start, 2 bad arguments or config.",
+    )
+    .argument("[target]", "svc/NAME, deploy/NAME, sts/NAME, rs/NAME, pod/NAME or a pod name")
+    .argument("[ports...]", "port mappings, e.g. 8080:80 5432 9000:metrics")
+    .option(
+      "-f, --file <path>",
+      "config file (repeatable)",
+      (value, previous: string[] = []) => [...previous, value],
+    )
+    .option("--only <names>", "with -f: run only these forwards (comma-separated)")
+    .option("-n, --namespace <ns>", "namespace (default: the context's)")
+    .option("--context <name>", "kubeconfig context (default: current-context)")
+    .option("--kubeconfig <path>", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    .option("--address <ip>", "local address to listen on", undefined)
+    .option("-l, --selector <selector>", "pick pods by label selector instead of a target")
+    .option("--name <name>", "name of an ad hoc forward (default: from the target)")
+    .addOption(new Option("-o, --output <format>", "text, or json for NDJSON events").default("text"))
+    .option("--pod-wait-timeout <duration>", "how long a new connection waits for a ready pod (e.g. 30s)")
+    .option("--grace <duration>", "on stop, how long open connections may finish", DEFAULT_GRACE)
+    .option("-d, --detach", "run in the background; print the session id and ports once listening")
+    .addOption(new Option("--state-dir <dir>", "session state directory").hideHelp())
+    .action(async (target, ports, options) => {
+      if (options.output !== "text" && options.output !== "json") {
+        throw new UsageError(`Unknown output format '${options.output}'`, { hint: "use -o text or -o json" });
+      }
+      const specs = await forwardSpecs(target, ports, options);
+      if (options.detach) {
+        const { runDetached } = await import("./detach.ts");
+        await runDetached({ io, stateDir: options.stateDir });
+        return;
+      }
+      const { runSession } = await import("./forward_session.ts");
+      await runSession(specs, {
+        io,
+        output: options.output,
+        graceMs: parseDuration(options.grace),
+        configFiles: options.file ?? [],
+        stateDir: options.stateDir,
+      });
+    });
+}
+
+/** Turns the arguments into forward specs; every problem is a UsageError (exit 2). */
+export async function forwardSpecs(
+  target: string | undefined,
+  ports: string[],
+  options: Omit<ForwardCommandOptions, "output" | "grace">,
+): Promise<ForwardSpec[]> {
+  const podWaitTimeoutMs = options.podWaitTimeout === undefined
+    ? undefined
+    : parseDuration(options.podWaitTimeout);
+  if (options.file?.length) {
+    if (target || options.selector) {
+      throw new UsageError("Give either -f config files or a target, not both", {
+        hint: "kf forward -f kf.yaml, or kf forward svc/api 8080:80",
+      });
+    }
+    const only = options.only?.split(",").map((s) => s.trim()).filter(Boolean);
+    const config = await loadConfigFiles(options.file, { only });
+    return config.forwards.map((spec) => ({
+      ...spec,
+      namespace: options.namespace ?? spec.namespace,
+      context: options.context ?? spec.context,
+      kubeconfig: options.kubeconfig ?? spec.kubeconfig,
+      address: options.address ?? spec.address,
+      podWaitTimeoutMs: podWaitTimeoutMs ?? spec.podWaitTimeoutMs,
+    }));
+  }
+  if (options.only) throw new UsageError("--only needs -f", { hint: "kf forward -f kf.yaml --only api,db" });
+  // with -l, the first positional is already a port
+  const allPorts = options.selector && target ? [target, ...ports] : ports;
+  if (!target && !options.selector) {
+    throw new UsageError("Nothing to forward", {
+      hint: "kf forward svc/NAME LOCAL:REMOTE, kf forward -l app=x PORT, or kf forward -f kf.yaml",
+    });
+  }
+  if (allPorts.length === 0) {
+    throw new UsageError("No ports given", { hint: "add LOCAL:REMOTE, e.g. kf forward svc/api 8080:80" });
+  }
+  return [adHocForward({
+    target: options.selector ? undefined : target,
+    selector: options.selector,
+    ports: allPorts,
+    namespace: options.namespace,
+    context: options.context,
+    kubeconfig: options.kubeconfig,
+    address: options.address,
+    podWaitTimeoutMs,
+    name: options.name,
+  })];
+}

@@ -1,0 +1,86 @@
+/** How a running session shows itself: a live table on a TTY, a line per change otherwise, or NDJSON events. */
+
+import type { ForwardStatus } from "../forward/status.ts";
+import type { SessionEvent } from "../forward/session.ts";
+import { formatBytes } from "./ps.ts";
+
+/** "api 127.0.0.1:8080 -> svc/api:80 ready pod=api-7f9c" */
+export function formatForwardLine(status: ForwardStatus): string {
+  const ports = status.listeners.map((l) => `${hostPort(l.address, l.port)}->${l.remote}`).join(",");
+  let line = `${status.name} ${ports} ${status.target} ${status.state}`;
+  if (status.pod) line += ` pod=${status.pod}`;
+  if (status.state !== "ready" && status.lastError) line += ` (${status.lastError})`;
+  return line;
+}
+
+export function hostPort(address: string, port: number): string {
+  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** One NDJSON line per event, for scripts. */
+export function formatEventJson(event: SessionEvent): string {
+  const time = new Date().toISOString();
+  switch (event.type) {
+    case "status":
+      return JSON.stringify({ time, event: "status", ...event.status });
+    case "connection-error":
+      return JSON.stringify({
+        time,
+        event: "connection-error",
+        forward: event.forward,
+        pod: event.pod,
+        error: event.message,
+      });
+    case "failed":
+      return JSON.stringify({ time, event: "failed", forward: event.forward, error: event.error.message });
+  }
+}
+
+const HEADERS = ["NAME", "LOCAL", "TARGET", "POD", "STATE", "CONN", "IN", "OUT", "LAST ERROR"];
+
+/** The table redrawn in place on a terminal. */
+export function renderForwardTable(statuses: ForwardStatus[], width = 160): string {
+  const rows = statuses.map((s) => [
+    s.name,
+    s.listeners.map((l) => `${hostPort(l.address, l.port)}->${l.remote}`).join(","),
+    `${s.target}${s.namespace ? ` (${s.namespace})` : ""}`,
+    s.pod ?? "-",
+    s.state,
+    `${s.openConnections}/${s.totalConnections}`,
+    formatBytes(s.bytesIn),
+    formatBytes(s.bytesOut),
+    s.lastError ?? "",
+  ]);
+  const widths = HEADERS.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const lines = [HEADERS, ...rows].map((cells) =>
+    cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i]))).join("  ").slice(
+      0,
+      width,
+    )
+  );
+  return lines.join("\n") + "\n";
+}
+
+/** Redraws the table at most a few times a second, replacing the previous drawing. */
+export class LiveTable {
+  #lines = 0;
+  readonly #write: (text: string) => void;
+
+  constructor(write: (text: string) => void) {
+    this.#write = write;
+  }
+
+  draw(statuses: ForwardStatus[], footer: string): void {
+    let width = 160;
+    try {
+      width = Deno.consoleSize().columns;
+    } catch {
+      // not a terminal after all
+    }
+    const text = renderForwardTable(statuses, width) + footer + "\n";
+    // move up over the previous drawing and clear to the end of the screen
+    const clear = this.#lines > 0 ? `\x1b[${this.#lines}F\x1b[J` : "";
+    this.#lines = text.split("\n").length - 1;
+    this.#write(clear + text);
+  }
+}
