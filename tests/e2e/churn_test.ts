@@ -1,0 +1,141 @@
+/**
+ * The seed's scenario: a request loop through a forward while every pod is force-deleted three times.
+ * kf must not fail a single request; kubectl port-forward's count is reported beside it.
+ */
+
+import assert from "node:assert/strict";
+import { KubeClient } from "../../src/kube/client.ts";
+import type { Pod } from "../../src/kube/types.ts";
+import { isPodReady } from "../../src/forward/picker.ts";
+import {
+  cluster,
+  freePort,
+  kubectl,
+  Proc,
+  readyPods,
+  RequestLoop,
+  resetEcho,
+  startKf,
+  tempStateDir,
+  until,
+} from "./_harness.ts";
+
+const ROUNDS = 3;
+
+/** Records when each echo pod was first seen Ready, from a watch in this test process. */
+function watchReadyTimes(signal: AbortSignal): Map<string, number> {
+  const readyAt = new Map<string, number>();
+  const client = KubeClient.load({ kubeconfig: cluster.kubeconfig });
+  (async () => {
+    const list = await client.getJson<{ metadata: { resourceVersion: string } }>(
+      "/api/v1/namespaces/default/pods",
+      {
+        query: { labelSelector: "app=echo" },
+      },
+    );
+    const events = client.streamJsonLines("/api/v1/namespaces/default/pods", {
+      query: { watch: "1", labelSelector: "app=echo", resourceVersion: list.metadata.resourceVersion },
+      signal,
+    });
+    for await (const event of events as AsyncIterable<{ object: Pod }>) {
+      const pod = event.object;
+      if (pod?.metadata && isPodReady(pod) && !readyAt.has(pod.metadata.name)) {
+        readyAt.set(pod.metadata.name, performance.now());
+      }
+    }
+  })().catch(() => {});
+  return readyAt;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+/** Force-deletes every echo pod, then waits until replacements are Ready and the loop has used them. */
+async function churn(loop: RequestLoop): Promise<void> {
+  for (let round = 0; round < ROUNDS; round++) {
+    const before = new Set(await readyPods());
+    const out = await kubectl([
+      "delete",
+      "pods",
+      "-l",
+      "app=echo",
+      "--force",
+      "--grace-period=0",
+      "--wait=false",
+    ]);
+    assert.equal(out.code, 0, out.stderr);
+    await until(
+      async () => {
+        const now = await readyPods();
+        return now.length >= 2 && now.every((p) => !before.has(p));
+      },
+      60_000,
+      "replacement pods",
+    );
+    // let the loop run on the new pods for a moment before the next round
+    const count = loop.results.length;
+    await until(() => loop.results.length >= count + 10, 30_000, "requests after the round");
+  }
+}
+
+Deno.test("kf forward svc/echo loses no request while all pods are force-deleted 3 times", async () => {
+  await resetEcho();
+  const port = freePort();
+  const kfProc = startKf(["forward", "svc/echo", `${port}:80`], { KF_STATE_DIR: tempStateDir() });
+  const stopWatch = new AbortController();
+  const readyAt = watchReadyTimes(stopWatch.signal);
+  try {
+    await kfProc.waitFor(/ready pod=/);
+    const loop = new RequestLoop(port, 50);
+    await until(() => loop.results.length >= 10, 10_000, "first requests");
+    await churn(loop);
+    await loop.stop();
+    const served = new Set(loop.results.filter((r) => r.ok).map((r) => r.body));
+    console.log(
+      `kf: ${loop.results.length} requests, ${loop.failures.length} failed, served by ${served.size} pods`,
+    );
+    if (loop.failures.length > 0) console.log(kfProc.output);
+    assert.deepEqual(loop.failures, [], "kf must not fail a request during pod churn");
+    assert.ok(served.size >= ROUNDS + 1, `requests should reach replacement pods, got ${[...served]}`);
+
+    // handover: first response served by a replacement pod, measured from that pod turning Ready
+    const firstServed = new Map<string, number>();
+    for (const r of loop.results) {
+      if (r.ok && r.body && !firstServed.has(r.body)) firstServed.set(r.body, r.endedAt);
+    }
+    const handovers = [...firstServed].filter(([pod]) => readyAt.has(pod)).map(([pod, at]) =>
+      at - readyAt.get(pod)!
+    )
+      .filter((ms) => ms >= 0);
+    console.log(`kf handover after Ready (ms): ${handovers.map((ms) => ms.toFixed(1)).join(", ")}`);
+    assert.ok(handovers.length >= ROUNDS, `expected ${ROUNDS} handovers, got ${handovers.length}`);
+    assert.ok(median(handovers) < 100, `p50 handover ${median(handovers).toFixed(1)} ms must be < 100 ms`);
+  } finally {
+    stopWatch.abort();
+    await kfProc.stop();
+  }
+});
+
+Deno.test("kubectl port-forward svc/echo in the same churn (reported, not asserted)", async () => {
+  await resetEcho();
+  const port = freePort();
+  const proc = new Proc("kubectl", ["port-forward", "svc/echo", `${port}:80`]);
+  try {
+    await proc.waitFor(/Forwarding from/);
+    const loop = new RequestLoop(port, 50);
+    await until(() => loop.results.length >= 10, 10_000, "first requests");
+    await churn(loop).catch(() => {});
+    await loop.stop();
+    const exited = await Promise.race([
+      proc.exited.then((s) => `exited ${s.code}`),
+      Promise.resolve("running"),
+    ]);
+    console.log(`kubectl: ${loop.results.length} requests, ${loop.failures.length} failed (${exited})`);
+    // kubectl dies with its pod: a sanity check that the scenario really kills pods
+    assert.ok(loop.failures.length > 0, "kubectl port-forward is expected to fail after its pod is deleted");
+  } finally {
+    await proc.stop();
+  }
+});
