@@ -47,6 +47,8 @@ export async function main(args: string[]): Promise<number> {
     await buildProgram(io).parseAsync(args, { from: "user" });
     return 0;
   } catch (error) {
+    // `kf ... | head` closing the pipe early is normal, not an error
+    if (error instanceof Deno.errors.BrokenPipe) return 0;
     if (error instanceof CommanderError) {
       // help and version end with code 0; usage mistakes with 2 (commander already printed them)
       return error.exitCode === 0 ? 0 : 2;

@@ -30,6 +30,18 @@ export function formatError(error: unknown): string {
   if (error instanceof KfError) {
     return error.hint ? `${error.message}\n  hint: ${error.hint}` : error.message;
   }
-  if (error instanceof Error) return error.stack ?? error.message;
+  // anything else is unexpected: a one-line message, the stack only on request
+  const debug = (() => {
+    try {
+      return Boolean(Deno.env.get("KF_DEBUG"));
+    } catch {
+      return false;
+    }
+  })();
+  if (error instanceof Error) {
+    return debug && error.stack
+      ? error.stack
+      : `${error.name}: ${error.message} (set KF_DEBUG=1 for details)`;
+  }
   return String(error);
 }

@@ -65,12 +65,14 @@ function hintForStatus(status: number, purpose?: RequestPurpose): string | undef
   switch (status) {
     case 401:
       return "the credentials were rejected; refresh them (e.g. log in again) or pick another --context";
-    case 403:
-      return purpose
-        ? `RBAC needs verb '${purpose.verb}' on '${purpose.resource}'` +
-          (purpose.namespace ? ` in namespace '${purpose.namespace}'` : "") +
-          "; kf needs get/list/watch on pods and services and create on pods/portforward"
-        : "RBAC denied the request";
+    case 403: {
+      if (!purpose) return "RBAC denied the request";
+      // a WebSocket upgrade is a GET; since Kubernetes 1.35 it is also authorized as create
+      const verbs = purpose.resource === "pods/portforward" ? "'get' and 'create'" : `'${purpose.verb}'`;
+      return `RBAC needs verb ${verbs} on '${purpose.resource}'` +
+        (purpose.namespace ? ` in namespace '${purpose.namespace}'` : "") +
+        "; kf's minimal Role: get/list/watch on pods and services, get+create on pods/portforward";
+    }
     case 404:
       return purpose?.namespace
         ? `check the name and the namespace (-n); namespace now: '${purpose.namespace}'`

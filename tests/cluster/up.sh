@@ -21,9 +21,9 @@ DIRECT_HTTP_PORT="${KF_FAKELET_DIRECT_HTTP_PORT:-18980}"
 DIRECT_ECHO_PORT="${KF_FAKELET_DIRECT_ECHO_PORT:-18990}"
 NODE="${KF_CLUSTER_NODE_NAME:-kf-node}"
 TIMEOUT="${KF_CLUSTER_TIMEOUT:-120}"
-# Verbs of the kf-limited Role on pods/portforward. Note: on 1.36 a WebSocket
+# Verbs of the kf-limited Role on pods/portforward: kf's documented minimal Role. On 1.36 a WebSocket
 # (GET) port-forward needs get AND create; the legacy SPDY POST needs create.
-LIMITED_PF_VERBS="${KF_CLUSTER_LIMITED_PORTFORWARD_VERBS:-create}"
+LIMITED_PF_VERBS="${KF_CLUSTER_LIMITED_PORTFORWARD_VERBS:-get, create}"
 COMPONENTS="etcd kube-apiserver kube-controller-manager kube-scheduler kwok fakelet"
 
 t0=$(date +%s)

@@ -1,0 +1,278 @@
+/** kf forward against the real control plane: targets, ports, rollouts, scale to zero, many forwards, bad input. */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  freePort,
+  httpGet,
+  kf,
+  kubectl,
+  readyPods,
+  RequestLoop,
+  resetEcho,
+  startKf,
+  tempStateDir,
+  until,
+} from "./_harness.ts";
+
+const stateEnv = () => ({ KF_STATE_DIR: tempStateDir() });
+
+/** Runs kf forward ARGS, waits until ready, runs fn, always stops kf. */
+async function withForward(
+  args: string[],
+  fn: (proc: ReturnType<typeof startKf>) => Promise<void>,
+  ready = /ready pod=/,
+) {
+  const proc = startKf(["forward", ...args], stateEnv());
+  try {
+    await proc.waitFor(ready);
+    await fn(proc);
+  } finally {
+    const status = await proc.stop();
+    assert.equal(status.code, 0, `kf should exit 0 on SIGTERM; output:\n${proc.output}`);
+  }
+}
+
+async function echoOnce(port: number, payload: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(new TextEncoder().encode(payload));
+    const buffer = new Uint8Array(payload.length);
+    let read = 0;
+    while (read < payload.length) {
+      const n = await conn.read(buffer.subarray(read));
+      if (n === null) break;
+      read += n;
+    }
+    return new TextDecoder().decode(buffer.subarray(0, read));
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("kf forward resolves a Service's named targetPort and the echo port", async () => {
+  await resetEcho();
+  const http = freePort();
+  const echo = freePort();
+  await withForward(["svc/echo", `${http}:80`, `${echo}:9000`], async () => {
+    const pods = await readyPods();
+    const answer = await httpGet(http);
+    assert.equal(answer.status, 200);
+    assert.ok(pods.includes(answer.body!), `answer '${answer.body}' should be a ready pod of ${pods}`);
+    assert.equal(await echoOnce(echo, "hello kf"), "hello kf");
+  });
+});
+
+Deno.test("kf forward reaches pod/, deploy/, bare pod names and -l selectors", async (t) => {
+  await resetEcho();
+  const [pod] = await readyPods();
+  for (const args of [[`pod/${pod}`], [pod], ["deploy/echo"], ["-l", "app=echo"]]) {
+    await t.step(args.join(" "), async () => {
+      const port = freePort();
+      await withForward([...args, `${port}:http`], async () => {
+        const answer = await httpGet(port);
+        assert.equal(answer.status, 200, JSON.stringify(answer));
+        if (!args.includes("-l") && !args.includes("deploy/echo")) assert.equal(answer.body, pod);
+      });
+    });
+  }
+});
+
+Deno.test("kf forward 0:80 picks a free port and reports it", async () => {
+  await resetEcho();
+  await withForward(["svc/echo", "0:80"], async (proc) => {
+    const [, port] = await proc.waitFor(/Forwarding 127\.0\.0\.1:(\d+) ->/);
+    assert.notEqual(Number(port), 0);
+    assert.equal((await httpGet(Number(port))).status, 200);
+  });
+});
+
+Deno.test("kf forward -f runs several forwards from one config", async () => {
+  await resetEcho();
+  const [a, b, c] = [freePort(), freePort(), freePort()];
+  const dir = Deno.makeTempDirSync();
+  const file = join(dir, "kf.yaml");
+  Deno.writeTextFileSync(
+    file,
+    `namespace: default
+forwards:
+  - name: web
+    target: svc/echo
+    ports: ["${a}:80"]
+  - name: raw
+    selector: app=echo
+    ports: ["${b}:9000", "${c}:http"]
+`,
+  );
+  const proc = startKf(["forward", "-f", file], stateEnv());
+  try {
+    await proc.waitFor(/web .* ready pod=/);
+    await proc.waitFor(/raw .* ready pod=/);
+    assert.equal((await httpGet(a)).status, 200);
+    assert.equal(await echoOnce(b, "ping"), "ping");
+    assert.equal((await httpGet(c)).status, 200);
+  } finally {
+    await proc.stop();
+  }
+});
+
+Deno.test("kf forward loses no request during kubectl rollout restart", async () => {
+  await resetEcho();
+  const port = freePort();
+  await withForward(["svc/echo", `${port}:80`], async () => {
+    const before = new Set(await readyPods());
+    const loop = new RequestLoop(port, 50);
+    await until(() => loop.results.length >= 5, 10_000, "first requests");
+    const out = await kubectl(["rollout", "restart", "deploy/echo"]);
+    assert.equal(out.code, 0, out.stderr);
+    const status = await kubectl(["rollout", "status", "deploy/echo", "--timeout=60s"]);
+    assert.equal(status.code, 0, status.stderr);
+    await until(async () => (await readyPods()).every((p) => !before.has(p)), 60_000, "old pods gone");
+    const count = loop.results.length;
+    await until(() => loop.results.length >= count + 10, 20_000, "requests after the rollout");
+    await loop.stop();
+    assert.deepEqual(loop.failures, []);
+    const last = loop.results.at(-1)!;
+    assert.ok(!before.has(last.body!), `after the rollout a new pod serves (got ${last.body})`);
+  });
+});
+
+Deno.test("kf forward: a request made while scaled to 0 waits and succeeds after scaling back to 1", async () => {
+  await resetEcho();
+  const port = freePort();
+  try {
+    await withForward(["svc/echo", `${port}:80`], async (proc) => {
+      assert.equal((await kubectl(["scale", "deploy/echo", "--replicas=0"])).code, 0);
+      await until(async () => (await readyPods()).length === 0, 30_000, "no ready pods");
+      await proc.waitFor(/reconnecting/);
+      const pending = httpGet(port);
+      await new Promise((r) => setTimeout(r, 1_000));
+      assert.equal((await kubectl(["scale", "deploy/echo", "--replicas=1"])).code, 0);
+      const answer = await pending;
+      assert.equal(answer.status, 200, JSON.stringify(answer));
+      assert.ok(answer.endedAt - answer.startedAt >= 1_000, "the request waited for the new pod");
+    });
+  } finally {
+    await resetEcho();
+  }
+});
+
+Deno.test("kf forward: a connection waiting longer than --pod-wait-timeout is closed and the forward keeps running", async () => {
+  await resetEcho();
+  const port = freePort();
+  try {
+    await withForward(["svc/echo", `${port}:80`, "--pod-wait-timeout", "1s"], async (proc) => {
+      await kubectl(["scale", "deploy/echo", "--replicas=0"]);
+      await until(async () => (await readyPods()).length === 0, 30_000, "no ready pods");
+      const answer = await httpGet(port, "/", 10_000);
+      assert.equal(answer.ok, false);
+      assert.ok(answer.endedAt - answer.startedAt < 5_000, "closed after about 1 s, not hanging");
+      await proc.waitFor(/no ready pod/);
+      await kubectl(["scale", "deploy/echo", "--replicas=1"]);
+      await until(async () => (await httpGet(port)).ok, 30_000, "serving again");
+    });
+  } finally {
+    await resetEcho();
+  }
+});
+
+Deno.test("kf forward to a missing Service waits for it and serves once it appears", async () => {
+  await resetEcho();
+  const port = freePort();
+  await kubectl(["delete", "service", "late", "--ignore-not-found"]);
+  const proc = startKf(["forward", "svc/late", `${port}:80`], stateEnv());
+  try {
+    await proc.waitFor(/service 'late' not found/);
+    const out = await kubectl([
+      "expose",
+      "deploy/echo",
+      "--name",
+      "late",
+      "--port",
+      "80",
+      "--target-port",
+      "http",
+    ]);
+    assert.equal(out.code, 0, out.stderr);
+    await proc.waitFor(/ready pod=/);
+    assert.equal((await httpGet(port)).status, 200);
+  } finally {
+    await proc.stop();
+    await kubectl(["delete", "service", "late", "--ignore-not-found"]);
+  }
+});
+
+Deno.test("kf forward with a port in use fails that forward and keeps the others", async () => {
+  await resetEcho();
+  const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const busyPort = (busy.addr as Deno.NetAddr).port;
+  const free = freePort();
+  const dir = Deno.makeTempDirSync();
+  const file = join(dir, "kf.yaml");
+  Deno.writeTextFileSync(
+    file,
+    `forwards:
+  - {name: taken, target: svc/echo, ports: ["${busyPort}:80"]}
+  - {name: ok, target: svc/echo, ports: ["${free}:80"]}
+`,
+  );
+  const proc = startKf(["forward", "-f", file], stateEnv());
+  try {
+    await proc.waitFor(/taken failed: .*address already in use/);
+    await proc.waitFor(/ok .* ready pod=/);
+    assert.equal((await httpGet(free)).status, 200);
+  } finally {
+    await proc.stop();
+    busy.close();
+  }
+});
+
+Deno.test("kf forward rejects bad input with file:line:col and exit 2", async () => {
+  const dir = Deno.makeTempDirSync();
+  const file = join(dir, "bad.yaml");
+  Deno.writeTextFileSync(file, "forwards:\n  - name: a\n    target: svc/echo\n    ports: [99999]\n");
+  const out = await kf(["forward", "-f", file], { env: stateEnv() });
+  assert.equal(out.code, 2);
+  assert.match(out.stderr, new RegExp(`${file.replace(/[.]/g, "\\.")}:4:\\d+: .*99999`));
+  assert.doesNotMatch(out.stderr, /    at /, "no stack trace");
+});
+
+Deno.test("kf forward names what exists when the context or namespace is wrong", async () => {
+  const context = await kf(["forward", "svc/echo", "18099:80", "--context", "nope"], { env: stateEnv() });
+  assert.equal(context.code, 1);
+  assert.match(context.stderr, /Context 'nope' not found/);
+  assert.match(context.stderr, /kf-admin/);
+  const namespace = await kf(["forward", "svc/echo", "18099:80", "-n", "nope"], { env: stateEnv() });
+  assert.equal(namespace.code, 1);
+  assert.match(namespace.stderr, /Namespace 'nope' not found/);
+  assert.match(namespace.stderr, /default/);
+  const kubeconfig = await kf(["forward", "svc/echo", "18099:80", "--kubeconfig", "/nonexistent"], {
+    env: stateEnv(),
+  });
+  assert.equal(kubeconfig.code, 1);
+  assert.match(kubeconfig.stderr, /\/nonexistent' does not exist/);
+});
+
+Deno.test("kf forward works with only the minimal RBAC role (kf-limited context)", async () => {
+  await resetEcho("kf-limited");
+  const port = freePort();
+  await withForward(["svc/echo", `${port}:80`, "--context", "kf-limited"], async () => {
+    const answer = await httpGet(port);
+    assert.equal(answer.status, 200, JSON.stringify(answer));
+  });
+  // the same user may not watch pods elsewhere: the forward says which permission is missing
+  const proc = startKf([
+    "forward",
+    "svc/echo",
+    `${freePort()}:80`,
+    "--context",
+    "kf-limited",
+    "-n",
+    "default",
+  ], stateEnv());
+  try {
+    await proc.waitFor(/degraded.*(forbidden|Forbidden)|RBAC/i);
+  } finally {
+    await proc.stop();
+  }
+});
