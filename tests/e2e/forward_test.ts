@@ -234,7 +234,7 @@ Deno.test("kf forward rejects bad input with file:line:col and exit 2", async ()
   const out = await kf(["forward", "-f", file], { env: stateEnv() });
   assert.equal(out.code, 2);
   assert.match(out.stderr, new RegExp(`${file.replace(/[.]/g, "\\.")}:4:\\d+: .*99999`));
-  assert.doesNotMatch(out.stderr, /    at /, "no stack trace");
+  assert.doesNotMatch(out.stderr, /^\s+at /m, "no stack trace");
 });
 
 Deno.test("kf forward names what exists when the context or namespace is wrong", async () => {
