@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
-import { KubeConfig } from "@kubernetes/client-node";
+import { Credentials, loadKubeconfig } from "./kubeconfig.ts";
 import WebSocket from "ws";
 import type { Socket } from "node:net";
 import * as tlsModule from "node:tls";
@@ -35,27 +35,19 @@ export class KubeClient {
   /** The context's namespace, or "default". */
   readonly defaultNamespace: string;
   readonly server: string;
-  readonly #config: KubeConfig;
+  readonly #credentials: Credentials;
   // keep-alive pool: LISTs and GETs reuse TLS connections instead of a handshake each
   readonly #agent = new https.Agent({ keepAlive: true, maxSockets: 64 });
 
-  private constructor(config: KubeConfig) {
-    this.#config = config;
-    this.contextName = config.getCurrentContext();
-    const context = config.getContextObject(this.contextName);
-    this.defaultNamespace = context?.namespace || "default";
-    const cluster = config.getCurrentCluster();
-    if (!cluster) {
-      throw new KubeconfigError(`Context '${this.contextName}' names no cluster`, {
-        hint: "fix the context's 'cluster' field in the kubeconfig",
-      });
-    }
-    this.server = cluster.server.replace(/\/+$/, "");
+  private constructor(contextName: string, namespace: string, server: string, credentials: Credentials) {
+    this.contextName = contextName;
+    this.defaultNamespace = namespace;
+    this.server = server;
+    this.#credentials = credentials;
   }
 
   /** Loads the kubeconfig and selects the context; errors name what does exist. */
   static load(options: KubeClientOptions = {}): KubeClient {
-    const config = new KubeConfig();
     const files = kubeconfigFiles(options.kubeconfig);
     if (files.length === 0) {
       throw new KubeconfigError(
@@ -65,55 +57,54 @@ export class KubeClient {
         },
       );
     }
-    for (const [index, file] of files.entries()) {
-      if (!fs.existsSync(file)) {
-        throw new KubeconfigError(`Kubeconfig '${file}' does not exist`, {
-          hint: "pass an existing file with --kubeconfig or fix KUBECONFIG",
-        });
-      }
-      try {
-        if (index === 0) config.loadFromFile(file);
-        else {
-          const more = new KubeConfig();
-          more.loadFromFile(file);
-          config.mergeConfig(more, true);
-        }
-      } catch (error) {
-        throw new KubeconfigError(`Cannot read kubeconfig '${file}': ${(error as Error).message}`, {
-          hint: "check that the file is valid kubeconfig YAML",
-          cause: error,
-        });
-      }
-    }
-    const contexts = config.getContexts().map((c) => c.name);
-    const wanted = options.context ?? config.getCurrentContext();
+    const config = loadKubeconfig(files);
+    const contexts = config.contexts.map((c) => c.name);
+    const wanted = options.context ?? config.currentContext;
     if (!wanted) {
       throw new KubeconfigError(`Kubeconfig ${files.join(":")} has no current-context`, {
         hint: contexts.length ? `pass --context; contexts: ${contexts.join(", ")}` : "add a context to it",
       });
     }
-    if (!contexts.includes(wanted)) {
+    const context = config.contexts.find((c) => c.name === wanted);
+    if (!context) {
       throw new KubeconfigError(`Context '${wanted}' not found in ${files.join(":")}`, {
         hint: contexts.length ? `contexts: ${contexts.join(", ")}` : "the kubeconfig defines no contexts",
       });
     }
-    config.setCurrentContext(wanted);
-    return new KubeClient(config);
+    const cluster = config.clusters.find((c) => c.name === context.cluster);
+    if (!cluster) {
+      throw new KubeconfigError(
+        `Context '${wanted}' names cluster '${context.cluster}', which is not defined`,
+        {
+          hint: `clusters: ${config.clusters.map((c) => c.name).join(", ") || "none"}`,
+        },
+      );
+    }
+    const user = config.users.find((u) => u.name === context.user);
+    if (context.user && !user) {
+      throw new KubeconfigError(`Context '${wanted}' names user '${context.user}', which is not defined`, {
+        hint: `users: ${config.users.map((u) => u.name).join(", ") || "none"}`,
+      });
+    }
+    return new KubeClient(
+      wanted,
+      context.namespace || "default",
+      cluster.server.replace(/\/+$/, ""),
+      new Credentials(config, wanted, cluster, user),
+    );
   }
 
   /** Request options with fresh credentials (exec plugins and token files refresh here). */
   async httpsOptions(): Promise<https.RequestOptions> {
     const options: https.RequestOptions = {};
     try {
-      await this.#config.applyToHTTPSOptions(options);
+      await this.#credentials.apply(options);
     } catch (error) {
       throw new KubeconfigError(
         `Cannot get credentials for context '${this.contextName}': ${(error as Error).message}`,
         { hint: "check the user's auth settings (exec plugin, token, certificates)", cause: error },
       );
     }
-    // client-node adds an agent built for fetch; we pass TLS material per request instead
-    delete (options as { agent?: unknown }).agent;
     return options;
   }
 
