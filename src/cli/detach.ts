@@ -17,6 +17,8 @@ interface DetachReport {
   ok: boolean;
   id?: string;
   error?: string;
+  /** The hint of the error, when one forward failed with one. */
+  hint?: string;
   forwards?: ForwardStatus[];
 }
 
@@ -74,7 +76,7 @@ export async function runDetached(
   }
   if (!report.ok) {
     throw new KfError(`The background session could not start:\n${report.error ?? ""}`, {
-      hint: `see its log: ${logFile}`,
+      hint: report.hint ? `${report.hint}\n  log: ${logFile}` : `see its log: ${logFile}`,
     });
   }
   child.unref();
@@ -89,8 +91,16 @@ export async function runDetached(
   }
   const failed = (report.forwards ?? []).filter((f) => f.state === "failed");
   if (failed.length > 0) {
+    // The others run on in the background (as in the foreground): a script that stops at the non-zero exit
+    // must learn that a session is still there.
+    const running = (report.forwards ?? []).filter((f) => f.state !== "failed").map((f) => f.name);
     throw new KfError(
       `${failed.length} forward(s) failed: ${failed.map((f) => `${f.name}: ${f.lastError}`).join("; ")}`,
+      {
+        hint: `${running.join(", ")} still run${running.length === 1 ? "s" : ""} in the background: ` +
+          `${report.id ? `kf stop ${report.id}` : `kill ${child.pid}`} to stop ` +
+          `${running.length === 1 ? "it" : "them"}; log: ${logFile}`,
+      },
     );
   }
 }

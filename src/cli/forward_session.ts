@@ -21,6 +21,8 @@ export interface RunSessionOptions {
 
 /** Env var through which `--detach` learns that the child is listening (a file path to write the report to). */
 export const DETACH_REPORT_ENV = "KF_DETACH_REPORT";
+/** How long `--detach` waits for the forwards' first pod lists before it reports what it has. */
+const DETACH_SETTLE_TIMEOUT_MS = 10_000;
 
 /** Runs until SIGINT/SIGTERM/SIGHUP, `kf stop`, or every forward stopped; throws when none could start. */
 export async function runSession(specs: ForwardSpec[], options: RunSessionOptions): Promise<void> {
@@ -61,50 +63,60 @@ export async function runSession(specs: ForwardSpec[], options: RunSessionOption
     const hint = session.failed.length === 1 && session.failed[0].error instanceof KfError
       ? (session.failed[0].error as KfError).hint
       : undefined;
-    await reportDetach({ ok: false, error: reasons });
+    await reportDetach({ ok: false, error: reasons, hint });
     throw new KfError(`No forward could start:\n${reasons}`, { hint });
   }
 
   const stopAll = async () => {
     await session.stop(options.graceMs);
   };
-  try {
-    recorder = await SessionRecorder.start({
-      dir: options.stateDir ?? resolveStateDir(),
-      configFiles: options.configFiles,
-      snapshot: () => session.statuses(),
-      logFile: Deno.env.get("KF_LOG_FILE"),
-      control: {
-        stop: stopAll,
-        stopForward: (name) => session.stopForward(name, options.graceMs),
-        status: () => session.statuses(),
-      },
-      onError: (error) => io.err(`warning: session state: ${(error as Error).message}\n`),
-    });
-  } catch (error) {
-    // the forwards still work without a state file; say why kf ps will not show them
-    io.err(`warning: session not recorded (kf ps/stop will not see it): ${(error as Error).message}\n`);
-  }
-
-  if (options.output === "text" && !table) {
-    for (const forward of session.forwards) {
-      for (const l of forward.status().listeners) {
-        io.out(`Forwarding ${hostPort(l.address, l.port)} -> ${forward.status().target}:${l.remote}\n`);
-      }
-    }
-  }
-  await reportDetach({ ok: true, id: recorder?.id, forwards: session.statuses() });
-
+  // From here on a signal stops the session cleanly: without a listener, SIGTERM's default action would
+  // end the process between writing the state file and handling signals, and leave the file behind.
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
   const onSignal = () => void stopAll();
   for (const signal of signals) Deno.addSignalListener(signal, onSignal);
-  const redraw = table
-    ? setInterval(
-      () => table.draw(session.statuses(), `session ${recorder?.id ?? "-"}  (Ctrl-C to stop)`),
-      500,
-    )
-    : undefined;
+  let redraw: ReturnType<typeof setInterval> | undefined;
   try {
+    try {
+      recorder = await SessionRecorder.start({
+        dir: options.stateDir ?? resolveStateDir(),
+        configFiles: options.configFiles,
+        snapshot: () => session.statuses(),
+        logFile: Deno.env.get("KF_LOG_FILE"),
+        graceMs: options.graceMs,
+        control: {
+          stop: stopAll,
+          stopForward: (name) => session.stopForward(name, options.graceMs),
+          status: () => session.statuses(),
+        },
+        onError: (error) => io.err(`warning: session state: ${(error as Error).message}\n`),
+      });
+    } catch (error) {
+      // the forwards still work without a state file; say why kf ps will not show them
+      io.err(`warning: session not recorded (kf ps/stop will not see it): ${(error as Error).message}\n`);
+    }
+
+    if (options.output === "text" && !table) {
+      for (const forward of session.forwards) {
+        for (const l of forward.status().listeners) {
+          io.out(`Forwarding ${hostPort(l.address, l.port)} -> ${forward.status().target}:${l.remote}\n`);
+        }
+      }
+    }
+    if (Deno.env.get(DETACH_REPORT_ENV)) {
+      // Every forward listens already; wait for the first pod list too, so the report (and a `kf ps` run
+      // right after `--detach` returns) shows ready or why not, instead of "starting".
+      await settled(session, DETACH_SETTLE_TIMEOUT_MS);
+      await recorder?.flush().catch(() => {});
+      await reportDetach({ ok: true, id: recorder?.id, forwards: session.statuses() });
+    }
+
+    redraw = table
+      ? setInterval(
+        () => table.draw(session.statuses(), `session ${recorder?.id ?? "-"}  (Ctrl-C to stop)`),
+        500,
+      )
+      : undefined;
     await session.done;
   } finally {
     clearInterval(redraw);
@@ -115,6 +127,22 @@ export async function runSession(specs: ForwardSpec[], options: RunSessionOption
   }
   // node:https keep-alive sockets and ws timers must not keep the process alive after a clean stop
   process.exitCode = 0;
+}
+
+/** Resolves once no forward is "starting" (each is ready, waiting for a pod, degraded...), or after timeoutMs. */
+function settled(session: ForwardSession, timeoutMs: number): Promise<void> {
+  const isSettled = () => session.statuses().every((s) => s.state !== "starting");
+  if (isSettled()) return Promise.resolve();
+  return new Promise((resolve) => {
+    const finish = () => {
+      clearTimeout(timer);
+      unsubscribe();
+      resolve();
+    };
+    const timer = setTimeout(finish, timeoutMs);
+    const unsubscribe = session.subscribe(() => isSettled() && finish());
+    session.done.then(finish);
+  });
 }
 
 async function reportDetach(report: Record<string, unknown>): Promise<void> {

@@ -108,7 +108,8 @@ export function sessionsDocument(dir: string, views: SessionView[], problems: Re
 
 /** One row per forward (one row for a session without forwards); session columns repeat for grep. */
 export function renderSessionsTable(views: SessionView[], now: number = Date.now()): string {
-  const contexts = new Set(views.flatMap((v) => v.record.forwards.map((f) => f.context)));
+  // A forward that failed before it resolved its context reports "": that is not another context.
+  const contexts = new Set(views.flatMap((v) => v.record.forwards.map((f) => f.context).filter(Boolean)));
   const withContext = contexts.size > 1;
   const header = [
     "SESSION",

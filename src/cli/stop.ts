@@ -20,15 +20,22 @@ export function stopCommand(io: CommandIO = defaultIO) {
     )
     .argument("[targets...]", "session ids, pids, forward names, or ID/NAME")
     .option("--all", "stop every session")
-    .option("--timeout <seconds>", "how long to wait after SIGTERM before SIGKILL", "5")
+    .option(
+      "--timeout <seconds>",
+      "how long to wait after SIGTERM before SIGKILL (default: 5, or the session's --grace + 3 if longer)",
+    )
     .option("-o, --output <format>", "text or json", "text")
     .addOption(new Option("--state-dir <dir>", "state directory (default: $KF_STATE_DIR, ...)").hideHelp())
     .action(async (targets, options) => {
-      const timeoutSeconds = Number(options.timeout);
-      if (options.timeout.trim() === "" || !Number.isFinite(timeoutSeconds) || timeoutSeconds < 0) {
-        throw new UsageError(`Cannot use --timeout ${options.timeout}`, {
-          hint: "give seconds, e.g. --timeout 10",
-        });
+      let timeoutMs: number | undefined; // default: per session, see StopSessionsOptions.timeoutMs
+      if (options.timeout !== undefined) {
+        const seconds = Number(options.timeout);
+        if (options.timeout.trim() === "" || !Number.isFinite(seconds) || seconds < 0) {
+          throw new UsageError(`Cannot use --timeout ${options.timeout}`, {
+            hint: "give seconds, e.g. --timeout 10",
+          });
+        }
+        timeoutMs = seconds * 1000;
       }
       const format = options.output;
       if (format !== "text" && format !== "json") {
@@ -36,7 +43,7 @@ export function stopCommand(io: CommandIO = defaultIO) {
       }
       const outcomes = await runStop(targets, {
         all: options.all ?? false,
-        timeoutMs: timeoutSeconds * 1000,
+        timeoutMs,
         dir: options.stateDir ?? resolveStateDir(),
         io,
         text: format === "text",
@@ -53,7 +60,7 @@ export function stopCommand(io: CommandIO = defaultIO) {
 
 async function runStop(
   targets: string[],
-  options: { all: boolean; timeoutMs: number; dir: string; io: CommandIO; text: boolean },
+  options: { all: boolean; timeoutMs?: number; dir: string; io: CommandIO; text: boolean },
 ): Promise<StopOutcome[]> {
   const { io, text } = options;
   if (!options.all && targets.length === 0) {

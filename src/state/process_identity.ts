@@ -58,9 +58,14 @@ export function isAlive(pid: number): boolean {
   return true;
 }
 
-/** Compares a recorded identity with the process now running at that pid. */
+/**
+ * Compares a recorded identity with the process now running at that pid. A record with neither a start
+ * time nor an argv cannot be checked (kf always writes both): its live pid counts as "stale", never
+ * signalled, since it cannot be told from PID reuse.
+ */
 export function identityMatches(record: ProcessIdentity): Liveness {
   if (!isAlive(record.pid)) return "dead";
+  if (record.startTime === undefined && record.argv.length === 0) return "stale";
   if (record.startTime !== undefined) {
     const now = processStartTime(record.pid);
     // Undefined here means the process vanished between the two reads.

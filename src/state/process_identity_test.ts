@@ -89,6 +89,9 @@ Deno.test("identityMatches() tells live, dead and stale (PID reuse) apart", asyn
     await t.step("another argv: stale", () => {
       assert.equal(identityMatches({ ...identity, argv: ["kf", "forward"] }), "stale");
     });
+    await t.step("no start time and no argv, nothing to check: stale, never trusted", () => {
+      assert.equal(identityMatches({ pid: child.pid, argv: [] }), "stale");
+    });
     await t.step("no process at the pid: dead", async () => {
       await killQuietly(child);
       assert.equal(identityMatches(identity), "dead");

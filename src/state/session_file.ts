@@ -21,6 +21,11 @@ export interface SessionRecord {
   /** Unix socket of the control channel, `<dir>/<id>.sock`. */
   controlSocket: string;
   logFile?: string;
+  /**
+   * How long the session lets open connections finish when it or one of its forwards is stopped
+   * (`kf forward --grace`); `kf stop` waits at least this long before giving up. Absent in older files.
+   */
+  graceMs?: number;
   forwards: ForwardStatus[];
 }
 
@@ -40,7 +45,7 @@ const LETTERS = "abcdefghjkmnpqrstuvwxyz";
 const ALPHABET = `${LETTERS}23456789`;
 const ID_LENGTH = 6;
 const ID_PATTERN = /^[a-z2-9]{6}$/;
-/** A temp file this old was left by a writer killed between write and rename. */
+/** A temp file (or --detach report) this old was left by a writer or reader that was killed. */
 const ORPHAN_TEMP_MS = 60_000;
 
 export function recordPath(dir: string, id: string): string {
@@ -76,8 +81,12 @@ export async function readSessionRecords(dir: string): Promise<ReadResult> {
   }
   await Promise.all(entries.map(async (entry) => {
     const file = `${dir}/${entry.name}`;
-    if (entry.name.startsWith(".") && entry.name.endsWith(".tmp")) {
-      await removeOrphanTemp(file);
+    // Dot files are never session files: temp files of a write in progress, and the start report of
+    // `kf forward --detach` (left behind when the waiting command was interrupted).
+    if (entry.name.startsWith(".")) {
+      if (entry.isFile && (entry.name.endsWith(".tmp") || entry.name.endsWith(".json"))) {
+        await removeOrphanTemp(file);
+      }
       return;
     }
     if (!entry.isFile || !entry.name.endsWith(".json")) return;
@@ -149,6 +158,11 @@ export function parseSessionRecord(text: string): SessionRecord {
   need("updatedAt", typeof r.updatedAt === "string");
   need("controlSocket", typeof r.controlSocket === "string");
   need("logFile", r.logFile === undefined || typeof r.logFile === "string");
+  need(
+    "graceMs",
+    r.graceMs === undefined ||
+      (typeof r.graceMs === "number" && Number.isFinite(r.graceMs) && r.graceMs >= 0),
+  );
   need("forwards", Array.isArray(r.forwards));
   for (const [i, f] of (r.forwards as unknown[]).entries()) {
     const fw = f as Record<string, unknown>;

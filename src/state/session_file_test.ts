@@ -76,6 +76,24 @@ Deno.test("readSessionRecords() removes a temp file orphaned by a killed writer"
   }
 });
 
+Deno.test("readSessionRecords() ignores the start report of kf forward --detach, and removes an orphaned one", async () => {
+  const dir = await tempStateDir();
+  try {
+    await writeSessionRecord(dir, recordFor(dir, "kgoodd", Deno.pid));
+    const fresh = `${dir}/.detach-4242-0a1b2c3d.json`;
+    const orphan = `${dir}/.detach-4243-0a1b2c3d.json`;
+    for (const file of [fresh, orphan]) await Deno.writeTextFile(file, '{"ok":true,"id":"kgoodd"}');
+    await Deno.utime(orphan, new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
+    const { records, problems } = await readSessionRecords(dir);
+    assert.deepEqual(records.map((r) => r.id), ["kgoodd"]);
+    assert.deepEqual(problems, [], "a report is not a broken session file");
+    assert.ok(await Deno.stat(fresh), "a fresh report is left for its reader");
+    await assert.rejects(Deno.stat(orphan), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("readSessionRecords() of a missing dir is empty", async () => {
   assert.deepEqual(await readSessionRecords("/nonexistent/kf-state"), { records: [], problems: [] });
 });
@@ -89,6 +107,8 @@ Deno.test("parseSessionRecord() names the bad field", () => {
     /field 'forwards\[0\]'/,
   );
   assert.throws(() => parseSessionRecord("[]"), /field 'id'|version/);
+  assert.throws(() => parseSessionRecord(JSON.stringify({ ...good, graceMs: -1 })), /field 'graceMs'/);
+  assert.equal(parseSessionRecord(JSON.stringify({ ...good, graceMs: 7000 })).graceMs, 7000);
   assert.equal(parseSessionRecord(JSON.stringify(good)).id, "kabcde");
 });
 

@@ -22,6 +22,8 @@ export interface SessionRecorderOptions {
   /** Called at every write: the current status of every forward. Must be cheap. */
   snapshot: () => ForwardStatus[];
   logFile?: string;
+  /** The session's grace period for open connections, recorded so `kf stop` waits long enough. */
+  graceMs?: number;
   /** When given, serves the control channel on `<dir>/<id>.sock` with these handlers. */
   control?: ControlHandlers;
   /** At most one write per this interval, so busy forwards don't write per byte. @default 250 */
@@ -85,6 +87,7 @@ export class SessionRecorder {
       startedAt: new Date().toISOString(),
       controlSocket: this.controlSocket,
       ...(options.logFile ? { logFile: options.logFile } : {}),
+      ...(options.graceMs !== undefined ? { graceMs: options.graceMs } : {}),
     };
   }
 

@@ -62,7 +62,10 @@ export interface StopOutcome {
 export interface StopSessionsOptions {
   /** Stop every session; targets must then be empty. */
   all?: boolean;
-  /** How long to wait after SIGTERM before SIGKILL. @default 5000 */
+  /**
+   * How long to wait after SIGTERM before SIGKILL. @default 5000, or the session's grace period plus
+   * {@linkcode EXIT_MARGIN_MS} when that is longer (open connections may finish before the process exits).
+   */
   timeoutMs?: number;
   /** How often to check whether a signalled process is gone (a kill(0) and a /proc read). @default 50 */
   pollMs?: number;
@@ -71,6 +74,17 @@ export interface StopSessionsOptions {
   onProblem?: (problem: RecordProblem) => void;
   /** Called as each outcome is known (targets run concurrently), before `stopSessions` resolves. */
   onOutcome?: (outcome: StopOutcome) => void;
+}
+
+/** kf's default `--grace` (for session files that do not record theirs). */
+const DEFAULT_GRACE_MS = 2_000;
+/** Time a session needs beyond its grace period to close up and answer or exit. */
+export const EXIT_MARGIN_MS = 3_000;
+const DEFAULT_TIMEOUT_MS = 5_000;
+
+/** How long stopping (part of) this session may take: its grace period, then closing up. */
+function stopBudgetMs(record: SessionRecord): number {
+  return (record.graceMs ?? DEFAULT_GRACE_MS) + EXIT_MARGIN_MS;
 }
 
 interface Plan {
@@ -178,7 +192,10 @@ async function stopForward(dir: string, record: SessionRecord, name: string): Pr
   const liveness = identityMatches(record);
   if (liveness !== "live") return await notLive(dir, record, liveness);
   try {
-    const response = await sendControl(record.controlSocket, { op: "stop-forward", name });
+    // The session answers once the forward has stopped, which takes up to its grace period.
+    const response = await sendControl(record.controlSocket, { op: "stop-forward", name }, {
+      timeoutMs: stopBudgetMs(record),
+    });
     if (response.pid !== undefined && response.pid !== record.pid) {
       return {
         ...base,
@@ -218,7 +235,8 @@ async function stopSession(
   listed: Liveness,
   options: StopSessionsOptions,
 ): Promise<StopOutcome> {
-  const { timeoutMs = 5000, pollMs = 50, killWaitMs = 2000 } = options;
+  const { pollMs = 50, killWaitMs = 2000 } = options;
+  const timeoutMs = options.timeoutMs ?? Math.max(DEFAULT_TIMEOUT_MS, stopBudgetMs(record));
   const base = { session: record.id, pid: record.pid };
   const what = `session ${record.id} (pid ${record.pid}, ${plural(record.forwards.length, "forward")})`;
   // Checked again right before signalling: the listing may be milliseconds old.
