@@ -27,6 +27,7 @@ export interface ForwardCommandOptions {
 export function forwardCommand(io: CommandIO = defaultIO) {
   return new Command("forward")
     .alias("fwd")
+    .summary("Forward local ports to pods, following them through restarts and rollouts")
     .description(
       "Forward local ports to pods, following them through restarts and rollouts.\n\n" +
         "  kf forward -f kf.yaml                 every forward of a config file\n" +

@@ -73,7 +73,19 @@ export async function runSession(specs: ForwardSpec[], options: RunSessionOption
   // From here on a signal stops the session cleanly: without a listener, SIGTERM's default action would
   // end the process between writing the state file and handling signals, and leave the file behind.
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-  const onSignal = () => void stopAll();
+  let signalled = false;
+  const onSignal = () => {
+    // a second Ctrl-C means "now": open connections do not get the rest of their grace period
+    if (signalled) return session.abort();
+    signalled = true;
+    const open = session.statuses().reduce((sum, s) => sum + s.openConnections, 0);
+    if (open > 0 && options.output === "text") {
+      io.err(
+        `stopping: ${open} open connection(s) get ${options.graceMs} ms to finish; Ctrl-C again to cut them\n`,
+      );
+    }
+    void stopAll();
+  };
   for (const signal of signals) Deno.addSignalListener(signal, onSignal);
   let redraw: ReturnType<typeof setInterval> | undefined;
   try {

@@ -30,6 +30,7 @@ const MAX_ERROR_CHARS = 60;
 
 export function psCommand(io: CommandIO = defaultIO) {
   return new Command("ps")
+    .summary("List running kf sessions and their forwards")
     .description(
       "List running kf sessions and their forwards.\n\n" +
         "A session whose process died (dead), or whose pid now belongs to another process (stale, PID reuse),\n" +

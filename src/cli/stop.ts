@@ -8,6 +8,7 @@ import { type CommandIO, defaultIO } from "./ps.ts";
 
 export function stopCommand(io: CommandIO = defaultIO) {
   return new Command("stop")
+    .summary("Stop kf sessions, or single forwards inside one")
     .description(
       "Stop kf sessions, or single forwards in a running session.\n\n" +
         "TARGET is a session id (k3m9qa), a pid, a forward name (api), or ID/NAME when a forward name is\n" +

@@ -118,6 +118,16 @@ export class Forward {
     if (this.#state !== "failed") this.#setState("stopped");
   }
 
+  /** Replaces prewarmed sockets (after a suspend); open connections find out by their own pings. */
+  renewUpstreams(): void {
+    for (const port of this.#ports) port.prewarm.renew();
+  }
+
+  /** Ends every connection at once (a second Ctrl-C); stop() then finishes without waiting. */
+  abort(): void {
+    for (const tunnel of this.#tunnels) tunnel.close();
+  }
+
   status(): ForwardStatus {
     return {
       name: this.spec.name,

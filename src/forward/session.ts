@@ -11,6 +11,7 @@ import type { SharedWatches } from "../watch/mod.ts";
 import { Forward, type ForwardEvent } from "./forwarder.ts";
 import type { ForwardStatus } from "./status.ts";
 import type { OpenUpstream } from "./upstream.ts";
+import { onResume } from "./liveness.ts";
 
 export interface SessionDeps {
   clients: KubeClientPool;
@@ -36,6 +37,7 @@ export class ForwardSession {
   readonly #listeners = new Set<(event: SessionEvent) => void>();
   readonly #done = Promise.withResolvers<void>();
   #stopping = false;
+  readonly #lifetime = new AbortController();
 
   constructor(deps: SessionDeps) {
     this.#deps = deps;
@@ -88,6 +90,12 @@ export class ForwardSession {
       }
     }
     if (this.forwards.length === 0) this.#done.resolve();
+    // after a laptop sleep the watch streams and warm sockets look open but are dead: renew them now
+    onResume(() => {
+      this.#deps.watches.resync();
+      for (const forward of this.forwards) forward.renewUpstreams();
+    }, { signal: this.#lifetime.signal });
+    this.done.then(() => this.#lifetime.abort());
   }
 
   statuses(): ForwardStatus[] {
@@ -96,8 +104,8 @@ export class ForwardSession {
       ...this.failed.map(({ spec, error }) => ({
         name: spec.name,
         target: formatTarget(spec.target),
-        context: spec.context ?? "",
-        namespace: spec.namespace ?? "",
+        context: spec.context ?? "(current)",
+        namespace: spec.namespace ?? "(context's)",
         listeners: spec.ports.map((p) => ({ address: spec.address, port: p.local, remote: p.remote })),
         state: "failed" as const,
         openConnections: 0,
@@ -131,6 +139,11 @@ export class ForwardSession {
     await Promise.all(this.forwards.map((f) => f.stop(graceMs)));
     this.#deps.clients.close();
     this.#done.resolve();
+  }
+
+  /** Cuts every connection now, also during a stop's grace period. */
+  abort(): void {
+    for (const forward of this.forwards) forward.abort();
   }
 
   #recordFailure(spec: ForwardSpec, error: Error): void {

@@ -149,7 +149,8 @@ export class TargetWatch {
     const path = `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/${resource}/${
       encodeURIComponent(target.name)
     }`;
-    const backoff = new Backoff({ clock });
+    // a missing workload is checked at most every 5 s: it appears soon after `kubectl apply`
+    const backoff = new Backoff({ clock, maxMs: 5_000 });
     while (!signal.aborted) {
       try {
         const workload = await client.getJson<Workload>(path, {

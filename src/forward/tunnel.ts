@@ -4,6 +4,7 @@ import type WebSocket from "ws";
 import { classifyPodError, encodeData, PortForwardDecoder } from "./channel_frames.ts";
 import { PodPortError } from "./errors.ts";
 import type { Upstream } from "./upstream.ts";
+import { keepAlive } from "./liveness.ts";
 
 /** Upload bytes queued in the WebSocket before we stop reading the local socket. */
 const UPLOAD_HIGH_WATER = 1 << 20;
@@ -13,6 +14,9 @@ const DOWNLOAD_HIGH_WATER = 1 << 20;
 const REPLAY_LIMIT = 1 << 20;
 /** Attempts per connection while the pod keeps vanishing before its first byte (several pods may be dying). */
 const MAX_ATTEMPTS = 6;
+/** A connection quiet this long is pinged; no answer within PING_TIMEOUT_MS means its path died (sleep, VPN). */
+const PING_IDLE_MS = 20_000;
+const PING_TIMEOUT_MS = 10_000;
 /** After the client stopped sending, how long a silent pod may take before the tunnel is closed. */
 const LINGER_AFTER_LOCAL_EOF_MS = 30_000;
 
@@ -124,7 +128,9 @@ export class Tunnel {
       const lingerTimer = setInterval(() => {
         if (this.#localEnded && Date.now() - this.#lastDownloadAt > LINGER_AFTER_LOCAL_EOF_MS) ws.terminate();
       }, 1_000);
+      const stopPinging = keepAlive(ws, { idleMs: PING_IDLE_MS, timeoutMs: PING_TIMEOUT_MS });
       const finish = () => {
+        stopPinging();
         ws.off("message", onMessage);
         ws.off("close", finish);
         ws.off("error", onError);

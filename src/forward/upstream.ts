@@ -6,6 +6,7 @@ import type { Clock } from "../clock.ts";
 import { Backoff } from "../watch/backoff.ts";
 import { PORT_FORWARD_PROTOCOL } from "./channel_frames.ts";
 import type { Endpoint } from "./picker.ts";
+import { keepAlive } from "./liveness.ts";
 
 /** An open WebSocket to one pod port, with any messages that arrived before a connection took it. */
 export interface Upstream {
@@ -32,6 +33,9 @@ export function portForwardOpener(client: KubeClient, namespace: string): OpenUp
     );
 }
 
+/** A warm socket is pinged when idle this long; without a pong in WARM_PING_TIMEOUT_MS it is replaced. */
+const WARM_PING_IDLE_MS = 15_000;
+const WARM_PING_TIMEOUT_MS = 5_000;
 /** A warm socket that stayed open this long counts as healthy when it later closes. */
 const HEALTHY_WARM_MS = 5_000;
 
@@ -88,6 +92,13 @@ export class Prewarm {
     return { ws: warm.ws, endpoint: warm.endpoint, early: warm.early };
   }
 
+  /** Replaces the warm socket now (after a suspend or network change it is probably dead). */
+  renew(): void {
+    this.#drop();
+    this.#backoff.reset();
+    this.#warmNow();
+  }
+
   /** Forgets the warm socket when a connection found its pod unusable. */
   invalidate(pod: string): void {
     if (this.#warm?.endpoint.pod === pod) {
@@ -102,11 +113,13 @@ export class Prewarm {
     const abort = new AbortController();
     const onStop = () => abort.abort();
     this.#signal.addEventListener("abort", onStop, { once: true });
+    let stopPinging = () => {};
     const warm: Warm = {
       endpoint,
       early: [],
       abort,
       dispose: () => {
+        stopPinging();
         this.#signal.removeEventListener("abort", onStop);
         warm.ws?.off("message", onMessage);
         warm.ws?.off("close", onClose);
@@ -134,6 +147,7 @@ export class Prewarm {
       ws.on("message", onMessage);
       ws.on("close", onClose);
       ws.on("error", onClose);
+      stopPinging = keepAlive(ws, { idleMs: WARM_PING_IDLE_MS, timeoutMs: WARM_PING_TIMEOUT_MS });
       openedAt = this.#clock.now();
     }, () => {
       if (this.#warm === warm) {

@@ -36,6 +36,8 @@ interface Entry {
   writer: StoreWriter<unknown>;
   abort: AbortController;
   holders: number;
+  client: KubeClient;
+  key: WatchKey;
 }
 
 /**
@@ -101,11 +103,36 @@ export class SharedWatches {
     await Promise.all(this.#loops);
   }
 
+  /**
+   * Restarts every watch with a fresh list, keeping the stores (they swap at the end of the list). For
+   * after a suspend or network change, when the open streams are probably dead but look fine.
+   */
+  resync(): void {
+    for (const byKey of this.#entries.values()) {
+      for (const entry of byKey.values()) {
+        entry.abort.abort();
+        entry.abort = new AbortController();
+        this.#run(entry);
+      }
+    }
+  }
+
   #start(client: KubeClient, key: WatchKey): Entry {
+    const entry: Entry = {
+      writer: new StoreWriter<unknown>({ clock: this.#options.clock }),
+      abort: new AbortController(),
+      holders: 0,
+      client,
+      key,
+    };
+    this.#run(entry);
+    return entry;
+  }
+
+  #run(entry: Entry): void {
     const { clock, random, idleTimeoutMs } = this.#options;
-    const writer = new StoreWriter<unknown>({ clock });
-    const abort = new AbortController();
-    const events = watcher(this.#listWatch(client, key), {
+    const { writer, abort } = entry;
+    const events = watcher(this.#listWatch(entry.client, entry.key), {
       signal: abort.signal,
       clock,
       random,
@@ -116,7 +143,6 @@ export class SharedWatches {
       writer.apply({ type: "error", error: error instanceof Error ? error : new Error(String(error)) });
     }).finally(() => this.#loops.delete(loop));
     this.#loops.add(loop);
-    return { writer, abort, holders: 0 };
   }
 }
 
