@@ -71,9 +71,10 @@ export class LiveTable {
   }
 
   draw(statuses: ForwardStatus[], footer: string): void {
-    let width = 160;
+    let width = Number(Deno.env.get("COLUMNS")) || 160;
     try {
-      width = Deno.consoleSize().columns;
+      // a pseudo-terminal without a size reports 0 columns
+      width = Deno.consoleSize().columns || width;
     } catch {
       // not a terminal after all
     }

@@ -7,7 +7,9 @@ import {
   httpGet,
   kf,
   kubectl,
+  Proc,
   readyPods,
+  REPO,
   RequestLoop,
   resetEcho,
   startKf,
@@ -275,4 +277,39 @@ Deno.test("kf forward works with only the minimal RBAC role (kf-limited context)
   } finally {
     await proc.stop();
   }
+});
+
+Deno.test("kf forward shows a live table on a terminal and NDJSON events with -o json", async (t) => {
+  await resetEcho();
+  await t.step("table on a TTY", async () => {
+    const port = freePort();
+    // `script` gives kf a pseudo-terminal, as in an interactive shell
+    const command = [Deno.execPath(), "run", "-A", "--config", join(REPO, "deno.json"), join(REPO, "main.ts")]
+      .concat(["forward", "svc/echo", `${port}:80`]).map((a) => `'${a}'`).join(" ");
+    const proc = new Proc("script", ["-qfec", command, "/dev/null"], { ...stateEnv(), COLUMNS: "200" });
+    try {
+      await proc.waitFor(/NAME\s+LOCAL\s+TARGET\s+POD\s+STATE\s+CONN\s+IN\s+OUT/);
+      await proc.waitFor(new RegExp(`echo\\s+127\\.0\\.0\\.1:${port}->80\\s+svc/echo.*\\s+ready\\s+0/0`));
+      assert.equal((await httpGet(port)).status, 200);
+      await proc.waitFor(/ready\s+0\/1/);
+    } finally {
+      await proc.stop();
+    }
+  });
+  await t.step("NDJSON", async () => {
+    const port = freePort();
+    const proc = startKf(["forward", "svc/echo", `${port}:80`, "-o", "json"], stateEnv());
+    try {
+      await proc.waitFor(/"state":"ready"/);
+      const events = proc.lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+      assert.ok(events.length >= 1);
+      const ready = events.find((e) => e.state === "ready");
+      assert.equal(ready.event, "status");
+      assert.equal(ready.name, "echo");
+      assert.deepEqual(ready.listeners, [{ address: "127.0.0.1", port, remote: 80 }]);
+      assert.match(ready.pod, /^echo-/);
+    } finally {
+      await proc.stop();
+    }
+  });
 });
