@@ -2,7 +2,7 @@
 
 export const PORT_FORWARD_PROTOCOL = "v4.channel.k8s.io";
 
-const DATA_CHANNEL = 0;
+export const DATA_CHANNEL = 0;
 const ERROR_CHANNEL = 1;
 /** The kubelet opens each channel with the port number as uint16 little-endian. */
 const PORT_PREFIX_BYTES = 2;

@@ -218,7 +218,7 @@ export class Forward {
     const skip = new Set(exclude);
     while (true) {
       const endpoint = await this.#waitForEndpoint(port.remote, skip, signal, deadline);
-      const warm = port.prewarm.take(endpoint);
+      const warm = await port.prewarm.take(endpoint);
       if (warm) return warm;
       try {
         return { ws: await this.#open(endpoint, signal), endpoint, early: [] };

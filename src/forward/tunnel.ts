@@ -1,7 +1,7 @@
 /** One local TCP connection <-> one pod port over a port-forward WebSocket, with retry before the pod's first byte. */
 
 import type WebSocket from "ws";
-import { classifyPodError, encodeData, PortForwardDecoder } from "./channel_frames.ts";
+import { classifyPodError, DATA_CHANNEL, PortForwardDecoder } from "./channel_frames.ts";
 import { PodPortError } from "./errors.ts";
 import type { Upstream } from "./upstream.ts";
 import { keepAlive } from "./liveness.ts";
@@ -17,6 +17,10 @@ const MAX_ATTEMPTS = 6;
 /** A connection quiet this long is pinged; no answer within PING_TIMEOUT_MS means its path died (sleep, VPN). */
 const PING_IDLE_MS = 20_000;
 const PING_TIMEOUT_MS = 10_000;
+/** Largest local read: one WebSocket frame. */
+const READ_CHUNK = 64 * 1024;
+/** Reads smaller than this are copied out of the read buffer so the replay keeps little memory. */
+const SMALL_READ = 4 * 1024;
 /** After the client stopped sending, how long a silent pod may take before the tunnel is closed. */
 const LINGER_AFTER_LOCAL_EOF_MS = 30_000;
 
@@ -50,11 +54,11 @@ interface AttemptEnd {
 /** Runs a connection until either side closes; never throws. */
 export class Tunnel {
   readonly #options: TunnelOptions;
-  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   #ws?: WebSocket;
   #wsReady?: PromiseWithResolvers<WebSocket | undefined>;
   #answered = false;
+  /** Data frames (channel byte included) sent before the pod's first byte, for a replay. */
   #replay: Uint8Array[] = [];
   #replayBytes = 0;
   #replayable = true;
@@ -70,7 +74,6 @@ export class Tunnel {
 
   constructor(options: TunnelOptions) {
     this.#options = options;
-    this.#reader = options.local.readable.getReader();
     this.#writer = options.local.writable.getWriter();
     this.#wsReady = Promise.withResolvers();
   }
@@ -216,19 +219,20 @@ export class Tunnel {
           if (this.#closed) break;
           continue;
         }
-        const { value, done } = await this.#reader.read();
-        if (done) break;
-        this.#options.counters.bytesOut += value.length;
+        const frame = await this.#readFrame();
+        if (!frame) break;
+        const length = frame.length - 1;
+        this.#options.counters.bytesOut += length;
         if (!this.#answered && this.#replayable) {
-          this.#replayBytes += value.length;
+          this.#replayBytes += length;
           if (this.#replayBytes > REPLAY_LIMIT) {
             this.#replayable = false;
             this.#replay = [];
-          } else this.#replay.push(value);
+          } else this.#replay.push(frame);
         }
         // the upstream may have changed during the read; without one the replay buffer carries the bytes
         const current = this.#ws;
-        if (current) await this.#sendWithBackpressure(current, value);
+        if (current) await this.#sendWithBackpressure(current, frame);
       }
       this.#localEnded = true;
       // a client that connected and left without a byte (a port probe) needs no answer
@@ -243,8 +247,19 @@ export class Tunnel {
     }
   }
 
-  #send(ws: WebSocket, payload: Uint8Array): void {
-    const frame = encodeData(payload);
+  /**
+   * Reads the next local bytes straight into a data frame: a spare first byte takes the channel number,
+   * so uploads are not copied again. Undefined at end of stream.
+   */
+  async #readFrame(): Promise<Uint8Array | undefined> {
+    const buffer = new Uint8Array(1 + READ_CHUNK);
+    const n = await this.#options.local.read(buffer.subarray(1));
+    if (n === null) return undefined;
+    buffer[0] = DATA_CHANNEL;
+    return n < SMALL_READ ? buffer.slice(0, n + 1) : buffer.subarray(0, n + 1);
+  }
+
+  #send(ws: WebSocket, frame: Uint8Array): void {
     this.#uploadInFlight += frame.length;
     ws.send(frame, () => {
       this.#uploadInFlight -= frame.length;
@@ -252,8 +267,8 @@ export class Tunnel {
     });
   }
 
-  async #sendWithBackpressure(ws: WebSocket, payload: Uint8Array): Promise<void> {
-    this.#send(ws, payload);
+  async #sendWithBackpressure(ws: WebSocket, frame: Uint8Array): Promise<void> {
+    this.#send(ws, frame);
     if (this.#uploadInFlight > UPLOAD_HIGH_WATER) {
       this.#uploadDrained = Promise.withResolvers();
       await this.#uploadDrained.promise;
@@ -268,7 +283,6 @@ export class Tunnel {
       // flush what the pod sent, then FIN
       await this.#writer.close().catch(() => {});
     }
-    this.#reader.cancel().catch(() => {});
     try {
       this.#options.local.close();
     } catch {

@@ -46,13 +46,18 @@ function sameEndpoint(a: Endpoint | undefined, b: Endpoint | undefined): boolean
 interface Warm {
   endpoint: Endpoint;
   ws?: WebSocket;
+  /** Resolves once the socket is open and listened to (undefined when opening failed). */
+  opened: Promise<WebSocket | undefined>;
   early: Uint8Array[];
   abort: AbortController;
   dispose(): void;
 }
 
+/** Warm sockets kept per port: two cover a client that opens connections back to back. */
+const DEFAULT_POOL_SIZE = 2;
+
 /**
- * Keeps one upstream open to the current pod so a new local connection skips the WebSocket handshake.
+ * Keeps upstreams open to the current pod so a new local connection skips the WebSocket handshake.
  * Re-warmed at once when the pod changes (no debounce); a warm socket that dies is replaced after a
  * backoff, so an app that closes idle connections does not cause a reconnect storm.
  */
@@ -61,63 +66,103 @@ export class Prewarm {
   readonly #backoff: Backoff;
   readonly #clock: Clock;
   readonly #signal: AbortSignal;
+  readonly #size: number;
   #endpoint?: Endpoint;
-  #warm?: Warm;
+  #pool: Warm[] = [];
   #retryTimer?: AbortController;
 
-  constructor(open: OpenUpstream, options: { clock: Clock; signal: AbortSignal }) {
+  constructor(open: OpenUpstream, options: { clock: Clock; signal: AbortSignal; size?: number }) {
     this.#open = open;
     this.#clock = options.clock;
     this.#signal = options.signal;
+    this.#size = options.size ?? DEFAULT_POOL_SIZE;
     this.#backoff = new Backoff({ clock: options.clock, initialMs: 200, maxMs: 30_000 });
     options.signal.addEventListener("abort", () => this.#drop(), { once: true });
   }
 
-  /** Points the prewarm at a pod (or nothing); a change drops the old socket and warms a new one now. */
+  /** Points the prewarm at a pod (or nothing); a change drops the old sockets and warms new ones now. */
   setEndpoint(endpoint: Endpoint | undefined): void {
     if (sameEndpoint(endpoint, this.#endpoint)) return;
     this.#endpoint = endpoint;
     this.#backoff.reset();
     this.#drop();
-    this.#warmNow();
+    this.#fill();
   }
 
-  /** Takes the warm socket if it is open and still for this endpoint; a new one is warmed right away. */
-  take(endpoint: Endpoint): Upstream | undefined {
-    const warm = this.#warm;
-    if (!warm?.ws || !sameEndpoint(warm.endpoint, endpoint) || warm.ws.readyState !== 1) return undefined;
+  /**
+   * A warm socket for this endpoint: an open one at once, else one still opening (it is further along than
+   * a new one would be). Undefined when there is none; the pool is topped up right away.
+   */
+  async take(endpoint: Endpoint): Promise<Upstream | undefined> {
+    const open = this.#pool.find((w) => w.ws?.readyState === 1 && sameEndpoint(w.endpoint, endpoint));
+    const warm = open ?? this.#pool.find((w) => !w.ws && sameEndpoint(w.endpoint, endpoint));
+    if (!warm) return undefined;
+    this.#pool = this.#pool.filter((w) => w !== warm);
+    // refill after this connection's first bytes are on their way: opening a socket costs ~1.5 ms of CPU
+    setTimeout(() => this.#fill(), 0);
+    const ws = await warm.opened;
     warm.dispose();
-    this.#warm = undefined;
-    this.#warmNow();
-    return { ws: warm.ws, endpoint: warm.endpoint, early: warm.early };
+    if (!ws || ws.readyState !== 1) return undefined;
+    return { ws, endpoint: warm.endpoint, early: warm.early };
   }
 
-  /** Replaces the warm socket now (after a suspend or network change it is probably dead). */
+  /** Replaces the warm sockets now (after a suspend or network change they are probably dead). */
   renew(): void {
     this.#drop();
     this.#backoff.reset();
-    this.#warmNow();
+    this.#fill();
   }
 
-  /** Forgets the warm socket when a connection found its pod unusable. */
+  /** Forgets warm sockets to a pod a connection found unusable. */
   invalidate(pod: string): void {
-    if (this.#warm?.endpoint.pod === pod) {
-      this.#drop();
-      this.#scheduleRetry();
+    const stale = this.#pool.filter((w) => w.endpoint.pod === pod);
+    if (stale.length === 0) return;
+    this.#pool = this.#pool.filter((w) => w.endpoint.pod !== pod);
+    for (const warm of stale) this.#discard(warm);
+    this.#scheduleRetry();
+  }
+
+  #fill(): void {
+    while (this.#endpoint && !this.#signal.aborted && this.#pool.length < this.#size) {
+      this.#pool.push(this.#warm(this.#endpoint));
     }
   }
 
-  #warmNow(): void {
-    const endpoint = this.#endpoint;
-    if (!endpoint || this.#signal.aborted || this.#warm) return;
+  #warm(endpoint: Endpoint): Warm {
     const abort = new AbortController();
     const onStop = () => abort.abort();
     this.#signal.addEventListener("abort", onStop, { once: true });
     let stopPinging = () => {};
+    let openedAt = Infinity;
+    const onMessage = (data: Uint8Array) => warm.early.push(data);
+    const onClose = () => {
+      warm.dispose();
+      // a socket that lived a while was healthy: the next failure starts the backoff small again
+      if (this.#clock.now() - openedAt >= HEALTHY_WARM_MS) this.#backoff.reset();
+      if (this.#pool.includes(warm)) {
+        this.#pool = this.#pool.filter((w) => w !== warm);
+        this.#scheduleRetry();
+      }
+    };
     const warm: Warm = {
       endpoint,
       early: [],
       abort,
+      opened: this.#open(endpoint, abort.signal).then((ws) => {
+        warm.ws = ws;
+        ws.on("message", onMessage);
+        ws.on("close", onClose);
+        ws.on("error", onClose);
+        stopPinging = keepAlive(ws, { idleMs: WARM_PING_IDLE_MS, timeoutMs: WARM_PING_TIMEOUT_MS });
+        openedAt = this.#clock.now();
+        return ws;
+      }, () => {
+        if (this.#pool.includes(warm)) {
+          this.#pool = this.#pool.filter((w) => w !== warm);
+          this.#scheduleRetry();
+        }
+        return undefined;
+      }),
       dispose: () => {
         stopPinging();
         this.#signal.removeEventListener("abort", onStop);
@@ -126,35 +171,7 @@ export class Prewarm {
         warm.ws?.off("error", onClose);
       },
     };
-    const onMessage = (data: Uint8Array) => warm.early.push(data);
-    let openedAt = Infinity;
-    const onClose = () => {
-      warm.dispose();
-      // a socket that lived a while was healthy: the next failure starts the backoff small again
-      if (this.#clock.now() - openedAt >= HEALTHY_WARM_MS) this.#backoff.reset();
-      if (this.#warm === warm) {
-        this.#warm = undefined;
-        this.#scheduleRetry();
-      }
-    };
-    this.#warm = warm;
-    this.#open(endpoint, abort.signal).then((ws) => {
-      if (this.#warm !== warm) {
-        ws.terminate();
-        return;
-      }
-      warm.ws = ws;
-      ws.on("message", onMessage);
-      ws.on("close", onClose);
-      ws.on("error", onClose);
-      stopPinging = keepAlive(ws, { idleMs: WARM_PING_IDLE_MS, timeoutMs: WARM_PING_TIMEOUT_MS });
-      openedAt = this.#clock.now();
-    }, () => {
-      if (this.#warm === warm) {
-        this.#warm = undefined;
-        this.#scheduleRetry();
-      }
-    });
+    return warm;
   }
 
   #scheduleRetry(): void {
@@ -163,18 +180,21 @@ export class Prewarm {
     this.#retryTimer = timer;
     this.#clock.sleep(this.#backoff.next(), timer.signal).then(() => {
       this.#retryTimer = undefined;
-      this.#warmNow();
+      this.#fill();
     }, () => {});
+  }
+
+  #discard(warm: Warm): void {
+    warm.dispose();
+    warm.abort.abort();
+    warm.opened.then((ws) => ws?.terminate());
   }
 
   #drop(): void {
     this.#retryTimer?.abort();
     this.#retryTimer = undefined;
-    const warm = this.#warm;
-    this.#warm = undefined;
-    if (!warm) return;
-    warm.dispose();
-    warm.abort.abort();
-    warm.ws?.terminate();
+    const pool = this.#pool;
+    this.#pool = [];
+    for (const warm of pool) this.#discard(warm);
   }
 }

@@ -10,6 +10,7 @@ import { Credentials, loadKubeconfig } from "./kubeconfig.ts";
 import WebSocket from "ws";
 import type { Socket } from "node:net";
 import * as tlsModule from "node:tls";
+import type { Buffer } from "node:buffer";
 import { connectTcp, type GatedSocket } from "./conn_socket.ts";
 import { ApiError, ApiUnreachableError, KubeconfigError, type RequestPurpose } from "./errors.ts";
 
@@ -36,6 +37,7 @@ export class KubeClient {
   readonly defaultNamespace: string;
   readonly server: string;
   readonly #credentials: Credentials;
+  #tlsSession?: Buffer;
   // keep-alive pool: LISTs and GETs reuse TLS connections instead of a handshake each
   readonly #agent = new https.Agent({ keepAlive: true, maxSockets: 64 });
 
@@ -179,8 +181,13 @@ export class KubeClient {
           passphrase: tls.passphrase,
           rejectUnauthorized: tls.rejectUnauthorized,
           servername: tls.servername ?? (isIpAddress(url.hostname) ? undefined : url.hostname),
-        });
+          // resuming the last TLS session skips certificate checks on every new port-forward socket
+          session: this.#tlsSession,
+        }).on("session", (session: Buffer) => (this.#tlsSession = session));
       },
+      // Masking protects browsers' proxies from script-made frames; kf is no browser, and an all-zero
+      // mask lets ws skip XOR-ing every uploaded byte
+      generateMask: (mask: Uint8Array) => mask.fill(0),
       ca: tls.ca,
       cert: tls.cert,
       key: tls.key,
