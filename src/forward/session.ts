@@ -27,6 +27,8 @@ export type SessionEvent = ForwardEvent | { type: "failed"; forward: string; err
 interface FailedForward {
   spec: ForwardSpec;
   error: Error;
+  /** Resolved when the client could be loaded. */
+  client?: KubeClient;
 }
 
 /** The forwards of one `kf forward` process. */
@@ -86,7 +88,7 @@ export class ForwardSession {
         forward.start();
         this.forwards.push(forward);
       } catch (error) {
-        this.#recordFailure(item.spec, error as Error);
+        this.#recordFailure(item.spec, error as Error, item.client);
       }
     }
     if (this.forwards.length === 0) this.#done.resolve();
@@ -101,11 +103,12 @@ export class ForwardSession {
   statuses(): ForwardStatus[] {
     return [
       ...this.forwards.map((f) => f.status()),
-      ...this.failed.map(({ spec, error }) => ({
+      ...this.failed.map(({ spec, error, client }) => ({
         name: spec.name,
         target: formatTarget(spec.target),
-        context: spec.context ?? "(current)",
-        namespace: spec.namespace ?? "(context's)",
+        // unknown when the kubeconfig itself failed to load
+        context: client?.contextName ?? spec.context ?? "",
+        namespace: spec.namespace ?? client?.defaultNamespace ?? "",
         listeners: spec.ports.map((p) => ({ address: spec.address, port: p.local, remote: p.remote })),
         state: "failed" as const,
         openConnections: 0,
@@ -146,8 +149,8 @@ export class ForwardSession {
     for (const forward of this.forwards) forward.abort();
   }
 
-  #recordFailure(spec: ForwardSpec, error: Error): void {
-    this.failed.push({ spec, error });
+  #recordFailure(spec: ForwardSpec, error: Error, client?: KubeClient): void {
+    this.failed.push({ spec, error, client });
     this.#emit({ type: "failed", forward: spec.name, error });
   }
 
