@@ -21,8 +21,14 @@ const PING_TIMEOUT_MS = 10_000;
 const READ_CHUNK = 64 * 1024;
 /** Reads smaller than this are copied out of the read buffer so the replay keeps little memory. */
 const SMALL_READ = 4 * 1024;
-/** After the client stopped sending, how long a silent pod may take before the tunnel is closed. */
-const LINGER_AFTER_LOCAL_EOF_MS = 30_000;
+/**
+ * v4 port-forward has no half-close: the pod side never learns that the client stopped sending, and the
+ * kubelet keeps the WebSocket open until we close it. So after the client's EOF the tunnel waits only
+ * for what the pod is still sending: up to LINGER_FIRST_BYTE_MS for a first answer (a client that
+ * half-closed after its request), then until the pod has been quiet for LINGER_QUIET_MS.
+ */
+const LINGER_FIRST_BYTE_MS = 30_000;
+const LINGER_QUIET_MS = 500;
 
 export interface TunnelCounters {
   bytesIn: number;
@@ -103,7 +109,12 @@ export class Tunnel {
         const upstream = await this.#options.acquire(exclude, this.#abort.signal);
         this.pod = upstream.endpoint.pod;
         const end = await this.#runAttempt(upstream);
-        if (end.answered || !end.error || this.#localFailed || !this.#replayable || attempt >= MAX_ATTEMPTS) {
+        if (this.#lingerOver || this.#localFailed || (end.answered && this.#localEndedAt !== undefined)) {
+          // the client is gone or done: how the upstream ended no longer matters to anyone
+          result = { pod: this.pod };
+          break;
+        }
+        if (end.answered || !end.error || !this.#replayable || attempt >= MAX_ATTEMPTS) {
           result = { pod: this.pod, error: end.error };
           break;
         }
@@ -129,8 +140,13 @@ export class Tunnel {
     return new Promise<AttemptEnd>((resolve) => {
       let error: Error | undefined;
       const lingerTimer = setInterval(() => {
-        if (this.#localEnded && Date.now() - this.#lastDownloadAt > LINGER_AFTER_LOCAL_EOF_MS) ws.terminate();
-      }, 1_000);
+        if (this.#localEndedAt === undefined) return;
+        const quietMs = Date.now() - Math.max(this.#lastDownloadAt, this.#localEndedAt);
+        if (quietMs > (this.#answered ? LINGER_QUIET_MS : LINGER_FIRST_BYTE_MS)) {
+          this.#lingerOver = true;
+          ws.terminate();
+        }
+      }, 250);
       const stopPinging = keepAlive(ws, { idleMs: PING_IDLE_MS, timeoutMs: PING_TIMEOUT_MS });
       const finish = () => {
         stopPinging();
@@ -186,6 +202,10 @@ export class Tunnel {
   }
 
   #lastDownloadAt = Date.now();
+  /** Date.now() when the client sent EOF. */
+  #localEndedAt?: number;
+  /** The linger after the client's EOF ran out: the tunnel ends without a retry. */
+  #lingerOver = false;
 
   /** Pod -> client, pausing the WebSocket while the local socket is slow so memory stays bounded. */
   #deliver(payload: Uint8Array, ws: WebSocket): void {
@@ -235,6 +255,7 @@ export class Tunnel {
         if (current) await this.#sendWithBackpressure(current, frame);
       }
       this.#localEnded = true;
+      this.#localEndedAt = Date.now();
       // a client that connected and left without a byte (a port probe) needs no answer
       if (this.#replayBytes === 0 && !this.#answered) this.#abort.abort();
     } catch {

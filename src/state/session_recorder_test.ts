@@ -81,6 +81,8 @@ Deno.test("SessionRecorder refreshes counters on its own, and skips writes when 
   try {
     f.totalConnections = 7; // no changed() call, as for byte counters
     await waitFor(async () => (await readForwards(dir))[0]?.totalConnections === 7, 2000);
+    // a write that was already under way when the file showed 7 may still finish: let it settle
+    await recorder.flush();
     const writes = recorder.writes;
     await new Promise((resolve) => setTimeout(resolve, 100));
     assert.equal(recorder.writes, writes, "idle refreshes do not rewrite an unchanged file");

@@ -313,3 +313,32 @@ Deno.test("kf forward shows a live table on a terminal and NDJSON events with -o
     }
   });
 });
+
+Deno.test("kf forward: a half-closing client gets its answer, and finished connections do not linger", async () => {
+  await resetEcho();
+  const port = freePort();
+  const env = stateEnv();
+  const proc = startKf(["forward", "svc/echo", `${port}:80`], env);
+  try {
+    await proc.waitFor(/ready pod=/);
+    // send the request, then shut down our sending side (like `nc -N`); the answer comes 1.5 s later
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await conn.write(new TextEncoder().encode("GET /delay?ms=1500 HTTP/1.0\r\n\r\n"));
+    await conn.closeWrite();
+    const answer = new TextDecoder().decode(await new Response(conn.readable).arrayBuffer());
+    assert.match(answer, /^HTTP\/1\.[01] 200/);
+    for (let i = 0; i < 20; i++) assert.equal((await httpGet(port)).status, 200);
+    // v4 port-forward has no half-close: kf must close the upstream itself once the client is done
+    await until(
+      async () => {
+        const ps = await kf(["ps", "-o", "json"], { env });
+        const forward = JSON.parse(ps.stdout).sessions[0].forwards[0];
+        return forward.openConnections === 0 && forward.totalConnections === 21;
+      },
+      5_000,
+      "all 21 connections closed",
+    );
+  } finally {
+    await proc.stop();
+  }
+});
