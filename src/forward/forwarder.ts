@@ -8,7 +8,7 @@ import { ApiError } from "../kube/errors.ts";
 import type { Pod } from "../kube/types.ts";
 import type { SharedWatches } from "../watch/mod.ts";
 import { LocalListenError, NoReadyPodError } from "./errors.ts";
-import { choosePod, type Endpoint, endpointFor } from "./picker.ts";
+import { choosePod, type Endpoint, endpointFor, isPodReady } from "./picker.ts";
 import type { ForwardState, ForwardStatus } from "./status.ts";
 import { TargetWatch } from "./target_watch.ts";
 import { Tunnel, type TunnelCounters } from "./tunnel.ts";
@@ -218,16 +218,35 @@ export class Forward {
     const skip = new Set(exclude);
     while (true) {
       const endpoint = await this.#waitForEndpoint(port.remote, skip, signal, deadline);
-      const warm = await port.prewarm.take(endpoint);
-      if (warm) return warm;
+      // the pod may stop being ready while we dial it (a rollout, a force-delete): give up on it at once
+      // and pick again, instead of finding out from the kubelet after a full WebSocket handshake
+      const dial = new AbortController();
+      const onStop = () => dial.abort();
+      signal.addEventListener("abort", onStop, { once: true });
+      const unsubscribe = this.#target.subscribe(() => {
+        if (!this.#isReady(endpoint.pod)) dial.abort();
+      });
       try {
-        return { ws: await this.#open(endpoint, signal), endpoint, early: [] };
+        const warm = await port.prewarm.take(endpoint);
+        if (warm) return warm;
+        if (dial.signal.aborted) throw dial.signal.reason;
+        return { ws: await this.#open(endpoint, dial.signal), endpoint, early: [] };
       } catch (error) {
+        if (signal.aborted) throw error;
         // the pod vanished between the pick and the upgrade: try another one; anything else is final
-        if (signal.aborted || !(error instanceof ApiError && error.status === 404)) throw error;
+        const vanished = dial.signal.aborted || (error instanceof ApiError && error.status === 404);
+        if (!vanished) throw error;
         skip.add(endpoint.pod);
+      } finally {
+        unsubscribe();
+        signal.removeEventListener("abort", onStop);
       }
     }
+  }
+
+  #isReady(pod: string): boolean {
+    const found = this.#target.pods().find((p) => p.metadata.name === pod);
+    return found !== undefined && isPodReady(found);
   }
 
   #endpointNow(remote: number | string, exclude: ReadonlySet<string>): Endpoint | undefined {
@@ -282,9 +301,13 @@ export class Forward {
     const first = this.#ports[0];
     const endpoint = first ? this.#endpointNow(first.remote, new Set()) : undefined;
     this.#pod = endpoint?.pod;
-    for (const port of this.#ports) {
-      port.prewarm.setEndpoint(port === first ? endpoint : this.#endpointNow(port.remote, new Set()));
-    }
+    // after the connections waiting for a pod have had their turn: opening sockets costs CPU they need now
+    setTimeout(() => {
+      if (this.#abort.signal.aborted) return;
+      for (const port of this.#ports) {
+        port.prewarm.setEndpoint(port === first ? endpoint : this.#endpointNow(port.remote, new Set()));
+      }
+    }, 0);
     const present = new Set(this.#target.pods().map((p) => p.metadata.name));
     if (this.#target.podStore?.synced) {
       // a deleted pod's connections are dead: close them now instead of waiting for TCP to notice

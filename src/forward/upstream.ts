@@ -69,6 +69,8 @@ export class Prewarm {
   readonly #size: number;
   #endpoint?: Endpoint;
   #pool: Warm[] = [];
+  /** How many to keep now: one after a pod change (cheap at a handover), the full pool once used. */
+  #want = 1;
   #retryTimer?: AbortController;
 
   constructor(open: OpenUpstream, options: { clock: Clock; signal: AbortSignal; size?: number }) {
@@ -86,6 +88,7 @@ export class Prewarm {
     this.#endpoint = endpoint;
     this.#backoff.reset();
     this.#drop();
+    this.#want = 1;
     this.#fill();
   }
 
@@ -98,6 +101,7 @@ export class Prewarm {
     const warm = open ?? this.#pool.find((w) => !w.ws && sameEndpoint(w.endpoint, endpoint));
     if (!warm) return undefined;
     this.#pool = this.#pool.filter((w) => w !== warm);
+    this.#want = this.#size;
     // refill after this connection's first bytes are on their way: opening a socket costs ~1.5 ms of CPU
     setTimeout(() => this.#fill(), 0);
     const ws = await warm.opened;
@@ -123,7 +127,7 @@ export class Prewarm {
   }
 
   #fill(): void {
-    while (this.#endpoint && !this.#signal.aborted && this.#pool.length < this.#size) {
+    while (this.#endpoint && !this.#signal.aborted && this.#pool.length < this.#want) {
       this.#pool.push(this.#warm(this.#endpoint));
     }
   }

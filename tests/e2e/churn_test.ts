@@ -52,10 +52,19 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)];
 }
 
+interface Round {
+  /** performance.now() just before the delete command. */
+  deletedAt: number;
+  /** The pods that existed before the round: anything else is a replacement. */
+  before: Set<string>;
+}
+
 /** Force-deletes every echo pod, then waits until replacements are Ready and the loop has used them. */
-async function churn(loop: RequestLoop): Promise<void> {
+async function churn(loop: RequestLoop): Promise<Round[]> {
+  const rounds: Round[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     const before = new Set(await readyPods());
+    rounds.push({ deletedAt: performance.now(), before });
     const out = await kubectl([
       "delete",
       "pods",
@@ -78,6 +87,7 @@ async function churn(loop: RequestLoop): Promise<void> {
     const count = loop.results.length;
     await until(() => loop.results.length >= count + 10, 30_000, "requests after the round");
   }
+  return rounds;
 }
 
 Deno.test("kf forward svc/echo loses no request while all pods are force-deleted 3 times", async () => {
@@ -90,7 +100,7 @@ Deno.test("kf forward svc/echo loses no request while all pods are force-deleted
     await kfProc.waitFor(/ready pod=/);
     const loop = new RequestLoop(port, 50);
     await until(() => loop.results.length >= 10, 10_000, "first requests");
-    await churn(loop);
+    const rounds = await churn(loop);
     await loop.stop();
     const served = new Set(loop.results.filter((r) => r.ok).map((r) => r.body));
     console.log(
@@ -100,17 +110,17 @@ Deno.test("kf forward svc/echo loses no request while all pods are force-deleted
     assert.deepEqual(loop.failures, [], "kf must not fail a request during pod churn");
     assert.ok(served.size >= ROUNDS + 1, `requests should reach replacement pods, got ${[...served]}`);
 
-    // handover: first response served by a replacement pod, measured from that pod turning Ready
-    const firstServed = new Map<string, number>();
-    for (const r of loop.results) {
-      if (r.ok && r.body && !firstServed.has(r.body)) firstServed.set(r.body, r.endedAt);
+    // handover, per round: the first response served by a replacement pod, from that pod turning Ready
+    const handovers: number[] = [];
+    for (const round of rounds) {
+      const first = loop.results.find((r) =>
+        r.ok && r.startedAt >= round.deletedAt && !round.before.has(r.body!)
+      );
+      const readyTime = first && readyAt.get(first.body!);
+      if (first && readyTime !== undefined) handovers.push(Math.max(0, first.endedAt - readyTime));
     }
-    const handovers = [...firstServed].filter(([pod]) => readyAt.has(pod)).map(([pod, at]) =>
-      at - readyAt.get(pod)!
-    )
-      .filter((ms) => ms >= 0);
     console.log(`kf handover after Ready (ms): ${handovers.map((ms) => ms.toFixed(1)).join(", ")}`);
-    assert.ok(handovers.length >= ROUNDS, `expected ${ROUNDS} handovers, got ${handovers.length}`);
+    assert.equal(handovers.length, ROUNDS, `expected a handover per round, got ${handovers.length}`);
     assert.ok(median(handovers) < 100, `p50 handover ${median(handovers).toFixed(1)} ms must be < 100 ms`);
   } finally {
     stopWatch.abort();
