@@ -9,9 +9,7 @@ import process from "node:process";
 import { Credentials, loadKubeconfig } from "./kubeconfig.ts";
 import WebSocket from "ws";
 import type { Socket } from "node:net";
-import * as tlsModule from "node:tls";
-import type { Buffer } from "node:buffer";
-import { connectTcp, type GatedSocket } from "./conn_socket.ts";
+import { connectApiServer, type GatedSocket } from "./conn_socket.ts";
 import { ApiError, ApiUnreachableError, KubeconfigError, type RequestPurpose } from "./errors.ts";
 
 export interface KubeClientOptions {
@@ -37,7 +35,6 @@ export class KubeClient {
   readonly defaultNamespace: string;
   readonly server: string;
   readonly #credentials: Credentials;
-  #tlsSession?: Buffer;
   // keep-alive pool: LISTs and GETs reuse TLS connections instead of a handshake each
   readonly #agent = new https.Agent({ keepAlive: true, maxSockets: 64 });
 
@@ -167,33 +164,13 @@ export class KubeClient {
     let raw: GatedSocket | undefined;
     const socket = new WebSocket(url, options.protocols, {
       createConnection: () => {
-        raw = connectTcp(
-          url.hostname.replace(/^\[|\]$/g, ""),
-          Number(url.port || (url.protocol === "ws:" ? 80 : 443)),
-        );
-        if (url.protocol === "ws:") return raw as unknown as Socket;
-        return tlsModule.connect({
-          socket: raw as unknown as Socket,
-          ca: tls.ca,
-          cert: tls.cert,
-          key: tls.key,
-          pfx: tls.pfx,
-          passphrase: tls.passphrase,
-          rejectUnauthorized: tls.rejectUnauthorized,
-          servername: tls.servername ?? (isIpAddress(url.hostname) ? undefined : url.hostname),
-          // resuming the last TLS session skips certificate checks on every new port-forward socket
-          session: this.#tlsSession,
-        }).on("session", (session: Buffer) => (this.#tlsSession = session));
+        const connection = connectApiServer(url, tls);
+        raw = connection.raw;
+        return connection.socket as Socket;
       },
       // Masking protects browsers' proxies from script-made frames; kf is no browser, and an all-zero
       // mask lets ws skip XOR-ing every uploaded byte
       generateMask: (mask: Uint8Array) => mask.fill(0),
-      ca: tls.ca,
-      cert: tls.cert,
-      key: tls.key,
-      pfx: tls.pfx,
-      passphrase: tls.passphrase,
-      rejectUnauthorized: tls.rejectUnauthorized,
       headers: tls.headers as Record<string, string> | undefined,
       auth: tls.auth ?? undefined,
       perMessageDeflate: false,
@@ -318,10 +295,6 @@ function concat(chunks: Uint8Array[]): Uint8Array {
     offset += chunk.length;
   }
   return out;
-}
-
-function isIpAddress(host: string): boolean {
-  return /^[\d.]+$/.test(host) || host.includes(":");
 }
 
 /** kubeconfig files in merge order: the flag, else $KUBECONFIG (path-list), else ~/.kube/config. */

@@ -9,6 +9,8 @@
  */
 
 import { Duplex } from "node:stream";
+import type * as https from "node:https";
+import * as tls from "node:tls";
 
 /** Bytes accepted before write callbacks wait for the socket (upload backpressure). */
 const COALESCE_LIMIT = 256 * 1024;
@@ -167,4 +169,31 @@ export function connectTcp(hostname: string, port: number): GatedSocket {
       return conn;
     }),
   ) as GatedSocket;
+}
+
+/**
+ * A connection to the API server for an upgrade (WebSocket, SPDY): TLS from node:tls over a gated native
+ * TCP socket. `raw` is the gate: close it to stop reading when the consumer is slow.
+ */
+export function connectApiServer(
+  url: URL,
+  options: https.RequestOptions,
+): { raw: GatedSocket; socket: Duplex } {
+  const secure = url.protocol === "https:" || url.protocol === "wss:";
+  const hostname = url.hostname.replace(/^\[|\]$/g, "");
+  const raw = connectTcp(hostname, Number(url.port || (secure ? 443 : 80)));
+  if (!secure) return { raw, socket: raw };
+  const socket = tls.connect({
+    socket: raw,
+    ca: options.ca,
+    cert: options.cert,
+    key: options.key,
+    pfx: options.pfx,
+    passphrase: options.passphrase,
+    rejectUnauthorized: options.rejectUnauthorized,
+    // SNI only for names; the certificate is still checked against an IP address
+    servername: options.servername ??
+      (/^[\d.]+$/.test(hostname) || hostname.includes(":") ? undefined : hostname),
+  });
+  return { raw, socket };
 }
