@@ -222,6 +222,76 @@ export class KubeClient {
     });
   }
 
+  /**
+   * Sends an HTTP/1.1 upgrade request on an API path (the legacy SPDY/3.1 port-forward is a POST) over its
+   * own TCP_NODELAY connection and resolves with the raw upgraded socket after a 101; any other answer
+   * becomes an ApiError carrying the Status message. The socket's pause() also stops reading the TCP
+   * connection below TLS (as for openWebSocket), so a consumer that pauses really stops the server.
+   */
+  async upgrade(
+    apiPath: string,
+    options: RequestOptions & { method?: string; headers?: Record<string, string> } = {},
+  ): Promise<Socket> {
+    const tls = await this.httpsOptions();
+    const url = this.url(apiPath, options.query);
+    let raw: GatedSocket | undefined;
+    return await new Promise<Socket>((resolve, reject) => {
+      const request = (url.protocol === "http:" ? http : https).request(url, {
+        ...tls,
+        method: options.method ?? "GET",
+        headers: { ...tls.headers, ...options.headers },
+        // no agent: with one, node:http would ignore createConnection (and pool the socket)
+        createConnection: () => {
+          const connection = connectApiServer(url, tls);
+          raw = connection.raw;
+          return connection.socket as Socket;
+        },
+      });
+      const timer = setTimeout(() => {
+        request.destroy(Object.assign(new Error("no answer in time"), { code: "ETIMEDOUT" }));
+      }, options.timeoutMs ?? 30_000);
+      const onAbort = () => request.destroy(options.signal?.reason);
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      const settled = () => {
+        clearTimeout(timer);
+        options.signal?.removeEventListener("abort", onAbort);
+      };
+      request.once("upgrade", (_response: http.IncomingMessage, socket: Socket, head: Uint8Array) => {
+        settled();
+        if (options.signal?.aborted) {
+          socket.destroy();
+          return reject(options.signal.reason);
+        }
+        const pause = socket.pause.bind(socket);
+        const resume = socket.resume.bind(socket);
+        socket.pause = () => {
+          pause();
+          raw?.closeGate();
+          return socket;
+        };
+        socket.resume = () => {
+          raw?.openGate();
+          resume();
+          return socket;
+        };
+        if (head.length > 0) socket.unshift(head);
+        resolve(socket);
+      });
+      request.once("response", (response: http.IncomingMessage) => {
+        settled();
+        readBody(response).then(
+          (body) => reject(apiErrorFrom(response.statusCode ?? 0, body, options.purpose)),
+          (error) => reject(this.#networkError(error)),
+        ).finally(() => request.destroy());
+      });
+      request.once("error", (error) => {
+        settled();
+        reject(options.signal?.aborted ? options.signal.reason : this.#networkError(error));
+      });
+      request.end();
+    });
+  }
+
   /** Closes pooled connections; call when the session ends. */
   close(): void {
     this.#agent.destroy();
