@@ -232,6 +232,7 @@ export class KubeClient {
     apiPath: string,
     options: RequestOptions & { method?: string; headers?: Record<string, string> } = {},
   ): Promise<Socket> {
+    options.signal?.throwIfAborted();
     const tls = await this.httpsOptions();
     const url = this.url(apiPath, options.query);
     let raw: GatedSocket | undefined;

@@ -1,0 +1,180 @@
+/** Port-forwarding over one SPDY/3.1 connection to a pod: each local connection is a pair of streams. */
+
+import type { KubeClient } from "../../kube/client.ts";
+import { classifyPodError } from "../channel_frames.ts";
+import { PodPortError } from "../errors.ts";
+import { SpdyConnection, type SpdyStream } from "./connection.ts";
+
+/** The subprotocol the kubelet's SPDY port-forward handler speaks (`X-Stream-Protocol-Version`). */
+export const SPDY_PORT_FORWARD_PROTOCOL = "portforward.k8s.io";
+/**
+ * An idle connection is pinged after this long; no answer within PING_TIMEOUT_MS means its path died
+ * (laptop sleep, VPN switch). Same values as the WebSocket tunnel's liveness check.
+ */
+const PING_IDLE_MS = 20_000;
+const PING_TIMEOUT_MS = 10_000;
+
+export interface SpdyPortForwardOptions {
+  namespace: string;
+  pod: string;
+  /** Aborting it before the upgrade cancels it; after it, the connection is destroyed. */
+  signal?: AbortSignal;
+  /** Gives up when the API server does not answer the upgrade in time. @default 30000 */
+  timeoutMs?: number;
+}
+
+/** One forwarded TCP connection to a pod port. */
+export interface PortStream {
+  /** Bytes from the pod; ends when the pod side closes. */
+  readable: ReadableStream<Uint8Array>;
+  /** Bytes to the pod; close() is a half-close (FIN): the pod sees EOF and can still answer. */
+  writable: WritableStream<Uint8Array>;
+  /** The kubelet's error-stream text once that stream ends (e.g. connection refused), else undefined. */
+  error: Promise<string | undefined>;
+  /** Drops the connection at once (RST on both streams). */
+  reset(): void;
+}
+
+/**
+ * A SPDY port-forward connection to one pod. Streams are independent: a refused port fails only its
+ * own stream; an error text saying the pod is gone ends the whole connection with a PodPortError.
+ */
+export class SpdyPortForwardConnection {
+  readonly namespace: string;
+  readonly pod: string;
+  /** Resolves when the connection ended: undefined after close(), else why (PodPortError: pod gone). */
+  readonly closed: Promise<Error | undefined>;
+  readonly #connection: SpdyConnection;
+  #nextRequestId = 0;
+
+  constructor(connection: SpdyConnection, options: { namespace: string; pod: string }) {
+    this.#connection = connection;
+    this.namespace = options.namespace;
+    this.pod = options.pod;
+    this.closed = connection.closed;
+  }
+
+  /** Open streams (two per forwarded connection while both are running). */
+  get streamCount(): number {
+    return this.#connection.streamCount;
+  }
+
+  /** False once the connection ended or is closing: open a new one. */
+  get usable(): boolean {
+    return this.#connection.usable;
+  }
+
+  /**
+   * Forwards one new TCP connection to `port` in the pod. The error stream is created first, then the data
+   * stream, paired by a request id unique on this connection; bytes may be written at once.
+   */
+  async openPort(port: number): Promise<PortStream> {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new RangeError(`Cannot forward port ${port}: not a TCP port`);
+    }
+    const requestId = String(this.#nextRequestId++);
+    // header names are lowercase on the wire (SPDY requires it); the kubelet reads them case-insensitively
+    const headers = { port: String(port), requestid: requestId };
+    // we never write on the error stream: FIN goes with its SYN_STREAM
+    const errorStream = await this.#connection.openStream({ ...headers, streamtype: "error" }, { fin: true });
+    let dataStream: SpdyStream;
+    try {
+      dataStream = await this.#connection.openStream({ ...headers, streamtype: "data" });
+    } catch (error) {
+      errorStream.reset();
+      throw error;
+    }
+    const error = readErrorText(errorStream).then((text) => {
+      if (text !== undefined && classifyPodError(text) === "pod-gone") {
+        // every later stream would fail the same way: end the connection so its owner picks another pod
+        this.#connection.destroy(new PodPortError(this.pod, text.trim(), true));
+      }
+      return text;
+    });
+    return {
+      readable: dataStream.readable,
+      writable: dataStream.writable,
+      error,
+      reset: () => {
+        dataStream.reset();
+        errorStream.reset();
+      },
+    };
+  }
+
+  /** Round-trip time of a PING in ms (liveness). */
+  ping(options: { timeoutMs?: number } = {}): Promise<number> {
+    return this.#connection.ping(options);
+  }
+
+  /** No new streams; the connection ends once the open ones are done. */
+  close(): void {
+    this.#connection.close();
+  }
+
+  /** Ends the connection and every stream now. */
+  destroy(reason?: Error): void {
+    this.#connection.destroy(reason);
+  }
+}
+
+/** Collects the error stream's text; whatever arrived counts even if the stream was then reset. */
+async function readErrorText(stream: SpdyStream): Promise<string | undefined> {
+  const decoder = new TextDecoder();
+  let text = "";
+  const reader = stream.readable.getReader();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+  } catch {
+    // reset or connection lost: keep what came before
+  } finally {
+    reader.releaseLock();
+  }
+  text += decoder.decode();
+  return text.length > 0 ? text : undefined;
+}
+
+/**
+ * Opens `pods/{pod}/portforward` with the legacy SPDY/3.1 upgrade (a POST, so RBAC `create` on
+ * pods/portforward is enough), then serves many forwarded connections over it.
+ */
+export async function openSpdyPortForward(
+  client: KubeClient,
+  options: SpdyPortForwardOptions,
+): Promise<SpdyPortForwardConnection> {
+  const { namespace, pod, signal } = options;
+  const socket = await client.upgrade(
+    `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}/portforward`,
+    {
+      method: "POST",
+      headers: {
+        Connection: "Upgrade",
+        Upgrade: "SPDY/3.1",
+        "X-Stream-Protocol-Version": SPDY_PORT_FORWARD_PROTOCOL,
+        "Content-Length": "0",
+      },
+      signal,
+      timeoutMs: options.timeoutMs,
+      purpose: { verb: "create", resource: "pods/portforward", namespace, name: pod },
+    },
+  );
+  const connection = new SpdyConnection(socket, {
+    // the kubelet's SPDY library (spdystream) has no flow control and never sends WINDOW_UPDATE
+    peerFlowControl: false,
+    keepAliveIdleMs: PING_IDLE_MS,
+    keepAliveTimeoutMs: PING_TIMEOUT_MS,
+  });
+  if (signal) {
+    const onAbort = () => connection.destroy(signal.reason instanceof Error ? signal.reason : undefined);
+    if (signal.aborted) onAbort();
+    else {
+      signal.addEventListener("abort", onAbort, { once: true });
+      connection.closed.then(() => signal.removeEventListener("abort", onAbort));
+    }
+  }
+  return new SpdyPortForwardConnection(connection, { namespace, pod });
+}
