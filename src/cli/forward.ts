@@ -1,7 +1,14 @@
 /** `kf forward`: run forwards from config files or one ad hoc target, in the foreground or detached. */
 
 import { Command, Option } from "@commander-js/extra-typings";
-import { adHocForward, type ForwardSpec, loadConfigFiles, parseDuration } from "../config/mod.ts";
+import {
+  adHocForward,
+  type ForwardSpec,
+  loadConfigFiles,
+  parseDuration,
+  type Transport,
+  TRANSPORTS,
+} from "../config/mod.ts";
 import { UsageError } from "../errors.ts";
 import { type CommandIO, defaultIO } from "./ps.ts";
 
@@ -19,6 +26,7 @@ export interface ForwardCommandOptions {
   name?: string;
   output: string;
   podWaitTimeout?: string;
+  transport?: string;
   grace: string;
   detach?: boolean;
   stateDir?: string;
@@ -53,6 +61,12 @@ export function forwardCommand(io: CommandIO = defaultIO) {
     .option("-l, --selector <selector>", "pick pods by label selector instead of a target")
     .option("--name <name>", "name of an ad hoc forward (default: from the target)")
     .addOption(new Option("-o, --output <format>", "text, or json for NDJSON events").default("text"))
+    .addOption(
+      new Option(
+        "--transport <kind>",
+        "auto (WebSocket, SPDY when RBAC allows only create), websocket or spdy",
+      ),
+    )
     .option("--pod-wait-timeout <duration>", "how long a new connection waits for a ready pod (e.g. 30s)")
     .option("--grace <duration>", "on stop, how long open connections may finish", DEFAULT_GRACE)
     .option("-d, --detach", "run in the background; print the session id and ports once listening")
@@ -87,6 +101,12 @@ export async function forwardSpecs(
   const podWaitTimeoutMs = options.podWaitTimeout === undefined
     ? undefined
     : parseDuration(options.podWaitTimeout);
+  if (options.transport !== undefined && !TRANSPORTS.includes(options.transport as Transport)) {
+    throw new UsageError(`Unknown transport '${options.transport}'`, {
+      hint: `use ${TRANSPORTS.join(", ")}`,
+    });
+  }
+  const transport = options.transport as Transport | undefined;
   if (options.file?.length) {
     if (target || options.selector) {
       throw new UsageError("Give either -f config files or a target, not both", {
@@ -102,6 +122,7 @@ export async function forwardSpecs(
       kubeconfig: options.kubeconfig ?? spec.kubeconfig,
       address: options.address ?? spec.address,
       podWaitTimeoutMs: podWaitTimeoutMs ?? spec.podWaitTimeoutMs,
+      ...(transport ? { transport } : spec.transport ? { transport: spec.transport } : {}),
     }));
   }
   if (options.only) throw new UsageError("--only needs -f", { hint: "kf forward -f kf.yaml --only api,db" });
@@ -125,5 +146,6 @@ export async function forwardSpecs(
     address: options.address,
     podWaitTimeoutMs,
     name: options.name,
+    transport,
   })];
 }

@@ -29,6 +29,12 @@ export interface ForwardSpec {
   kubeconfig?: string;
   /** Local bind address. @default {"127.0.0.1"} */
   address: string;
+  /**
+   * How connections reach the pod: "websocket" (one WebSocket each), "spdy" (streams on one connection
+   * per pod, like kubectl), or "auto": WebSocket, switching to SPDY when RBAC allows only `create` on
+   * pods/portforward. @default {"auto"}
+   */
+  transport?: Transport;
   /** How long a new local connection waits for a ready pod. @default {30000} */
   podWaitTimeoutMs: number;
   /** Where the forward was declared; undefined for forwards from command-line flags. */
@@ -36,6 +42,9 @@ export interface ForwardSpec {
 }
 
 /** Every forward of one `kf forward` run, and the config files they came from (as given). */
+export type Transport = "auto" | "websocket" | "spdy";
+export const TRANSPORTS: readonly Transport[] = ["auto", "websocket", "spdy"];
+
 export interface SessionConfig {
   forwards: ForwardSpec[];
   files: string[];
@@ -120,6 +129,8 @@ export interface AdHocForwardArgs {
   address?: string;
   /** @default {30000} */
   podWaitTimeoutMs?: number;
+  /** @default {"auto"} */
+  transport?: string;
   /** @default {the target's name, e.g. "api" for svc/api; for a selector, its first key=value's value} */
   name?: string;
 }
@@ -166,6 +177,11 @@ export function adHocForward(args: AdHocForwardArgs): ForwardSpec {
   if (!Number.isInteger(podWaitTimeoutMs) || podWaitTimeoutMs < 0) {
     throw new UsageError(`Cannot use ${podWaitTimeoutMs} ms as the pod wait timeout: it must be 0 or more`);
   }
+  if (args.transport !== undefined && !TRANSPORTS.includes(args.transport as Transport)) {
+    throw new UsageError(`Unknown transport "${args.transport}"`, {
+      hint: `use one of: ${TRANSPORTS.join(", ")}`,
+    });
+  }
   return {
     name,
     target,
@@ -175,7 +191,13 @@ export function adHocForward(args: AdHocForwardArgs): ForwardSpec {
     kubeconfig: args.kubeconfig === undefined ? undefined : expandHome(args.kubeconfig, undefined),
     address,
     podWaitTimeoutMs,
+    ...optional("transport", args.transport as Transport | undefined),
   };
+}
+
+/** `{key: value}` when value is set, else `{}`: specs carry no keys for unset options. */
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return value === undefined ? {} : { [key]: value } as { [P in K]?: V };
 }
 
 /**
@@ -241,7 +263,15 @@ function selectForwards(forwards: ForwardSpec[], only: string[]): ForwardSpec[] 
 // Validation of one file's YAML tree. Every check records an error and carries on, so a user sees all
 // problems at once; a value that fails its check is left out and the forward is dropped at the end.
 
-const TOP_LEVEL_KEYS = ["context", "namespace", "kubeconfig", "address", "podWaitTimeout", "forwards"];
+const TOP_LEVEL_KEYS = [
+  "context",
+  "namespace",
+  "kubeconfig",
+  "address",
+  "podWaitTimeout",
+  "transport",
+  "forwards",
+];
 const FORWARD_KEYS = [
   "name",
   "target",
@@ -252,6 +282,7 @@ const FORWARD_KEYS = [
   "kubeconfig",
   "address",
   "podWaitTimeout",
+  "transport",
 ];
 // Keys people reach for from kubectl flags or other tools, mapped to what kf calls them.
 const KEY_ALIASES: Record<string, string> = {
@@ -295,6 +326,7 @@ interface Defaults {
   kubeconfig?: string;
   address?: string;
   podWaitTimeoutMs?: number;
+  transport?: Transport;
 }
 
 interface Entry {
@@ -492,6 +524,7 @@ class FileReader {
         address: settings.address ?? defaults.address ?? DEFAULT_ADDRESS,
         podWaitTimeoutMs: settings.podWaitTimeoutMs ?? defaults.podWaitTimeoutMs ??
           DEFAULT_POD_WAIT_TIMEOUT_MS,
+        ...optional("transport", settings.transport ?? defaults.transport),
         source: { file: this.#file, ...position },
       },
       file: this.#file,
@@ -602,6 +635,17 @@ class FileReader {
           this.#error(timeout.at, timeout.path, `invalid podWaitTimeout "${value}": ${error.reason}`);
         }
       }
+    }
+    const transport = entries.get("transport");
+    if (transport) {
+      const value = this.#string(transport, "auto");
+      if (value !== undefined && !TRANSPORTS.includes(value as Transport)) {
+        this.#error(
+          transport.at,
+          transport.path,
+          `unknown transport "${value}"; use one of: ${TRANSPORTS.join(", ")}`,
+        );
+      } else if (value !== undefined) settings.transport = value as Transport;
     }
     return settings;
   }

@@ -323,7 +323,7 @@ forwards:
     "6:5 forwards[0].timeout: unknown key 'timeout'; did you mean 'podWaitTimeout'?",
     "7:5 forwards[0].forwards: 'forwards' is only valid at the top level of the file; move it there",
     "8:5 forwards[0].wat: unknown key 'wat'; valid keys here are 'name', 'target', 'selector', 'ports', " +
-    "'namespace', 'context', 'kubeconfig', 'address', 'podWaitTimeout'",
+    "'namespace', 'context', 'kubeconfig', 'address', 'podWaitTimeout', 'transport'",
   ]);
 });
 
@@ -487,4 +487,17 @@ Deno.test("defaultForwardName() takes the object's name or the selector's first 
   assert.equal(defaultForwardName({ kind: "statefulset", name: "pg" }), "pg");
   assert.equal(defaultForwardName({ kind: "selector", selector: "tier!=cache,app=db" }), "db");
   assert.equal(defaultForwardName({ kind: "selector", selector: "app in (a),!b" }), undefined);
+});
+
+Deno.test("parseConfigText() reads transport at the top and per forward, and rejects unknown ones", () => {
+  const specs = parseConfigText(
+    "transport: spdy\nforwards:\n  - {name: a, target: svc/a, ports: [80]}\n  - {name: b, target: svc/b, ports: [81], transport: websocket}\n",
+    "t.yaml",
+  );
+  assert.deepEqual(specs.map((s) => s.transport), ["spdy", "websocket"]);
+  assert.throws(
+    () =>
+      parseConfigText("forwards:\n  - {name: a, target: svc/a, ports: [80], transport: quic}\n", "t.yaml"),
+    /t\.yaml:2:\d+: unknown transport "quic"; use one of: auto, websocket, spdy/,
+  );
 });

@@ -8,6 +8,7 @@ export {
   loadConfigFiles,
   parseConfigText,
   parseDuration,
+  TRANSPORTS,
 } from "./config.ts";
 export type {
   AdHocForwardArgs,
@@ -15,6 +16,7 @@ export type {
   LoadConfigOptions,
   ParseConfigOptions,
   SessionConfig,
+  Transport,
 } from "./config.ts";
 export { ConfigError, ConfigErrors } from "./config_error.ts";
 export type { ConfigErrorOptions } from "./config_error.ts";

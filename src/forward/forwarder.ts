@@ -1,6 +1,6 @@
 /** One forward (one config entry): its local listeners, the pod it uses now, and every connection it carries. */
 
-import type { ForwardSpec } from "../config/mod.ts";
+import type { ForwardSpec, Transport } from "../config/mod.ts";
 import { formatTarget } from "../config/mod.ts";
 import type { Clock } from "../clock.ts";
 import type { KubeClient } from "../kube/client.ts";
@@ -12,7 +12,8 @@ import { choosePod, type Endpoint, endpointFor, isPodReady } from "./picker.ts";
 import type { ForwardState, ForwardStatus } from "./status.ts";
 import { TargetWatch } from "./target_watch.ts";
 import { Tunnel, type TunnelCounters } from "./tunnel.ts";
-import { type OpenUpstream, portForwardOpener, Prewarm, type Upstream } from "./upstream.ts";
+import { autoOpener, type OpenUpstream, portForwardOpener, Prewarm, type Upstream } from "./upstream.ts";
+import { spdyOpener } from "./spdy/stream_socket.ts";
 
 export interface ForwardDeps {
   client: KubeClient;
@@ -48,6 +49,7 @@ export class Forward {
   readonly #counters: TunnelCounters = { bytesIn: 0, bytesOut: 0 };
   readonly #accepting: Promise<void>[] = [];
   #state: ForwardState = "starting";
+  #transport: "websocket" | "spdy" = "websocket";
   #pod?: string;
   #hadPod = false;
   #totalConnections = 0;
@@ -58,13 +60,26 @@ export class Forward {
     this.spec = spec;
     this.#deps = deps;
     this.namespace = spec.namespace ?? deps.client.defaultNamespace;
-    this.#open = deps.open ?? portForwardOpener(deps.client, this.namespace);
+    this.#open = deps.open ?? this.#opener(spec.transport ?? "auto");
     this.#target = new TargetWatch({
       client: deps.client,
       watches: deps.watches,
       target: spec.target,
       namespace: this.namespace,
       clock: deps.clock,
+    });
+  }
+
+  /** How upstreams are opened, per the spec's transport. */
+  #opener(transport: Transport): OpenUpstream {
+    const spdy = () => spdyOpener(this.#deps.client, this.namespace, { signal: this.#abort.signal });
+    const websocket = portForwardOpener(this.#deps.client, this.namespace);
+    this.#transport = transport === "spdy" ? "spdy" : "websocket";
+    if (transport === "spdy") return spdy();
+    if (transport === "websocket") return websocket;
+    return autoOpener(websocket, spdy, () => {
+      this.#transport = "spdy";
+      this.#changed();
     });
   }
 
@@ -147,6 +162,7 @@ export class Forward {
       bytesOut: this.#counters.bytesOut,
       lastError: this.#lastError,
       lastErrorAt: this.#lastErrorAt,
+      transport: this.#transport,
     };
   }
 

@@ -29,4 +29,6 @@ export interface ForwardStatus {
   lastError?: string;
   /** Epoch ms of lastError. */
   lastErrorAt?: number;
+  /** How connections reach the pod: one WebSocket each, or streams on a SPDY connection per pod. */
+  transport?: "websocket" | "spdy";
 }

@@ -142,7 +142,8 @@ export class Tunnel {
       const lingerTimer = setInterval(() => {
         if (this.#localEndedAt === undefined) return;
         const quietMs = Date.now() - Math.max(this.#lastDownloadAt, this.#localEndedAt);
-        if (quietMs > (this.#answered ? LINGER_QUIET_MS : LINGER_FIRST_BYTE_MS)) {
+        const limitMs = this.#answered && !this.#halfClosed ? LINGER_QUIET_MS : LINGER_FIRST_BYTE_MS;
+        if (quietMs > limitMs) {
           this.#lingerOver = true;
           ws.terminate();
         }
@@ -206,6 +207,8 @@ export class Tunnel {
   #localEndedAt?: number;
   /** The linger after the client's EOF ran out: the tunnel ends without a retry. */
   #lingerOver = false;
+  /** The pod was told the client finished (SPDY): it closes when done, no need to guess from quiet. */
+  #halfClosed = false;
 
   /** Pod -> client, pausing the WebSocket while the local socket is slow so memory stays bounded. */
   #deliver(payload: Uint8Array, ws: WebSocket): void {
@@ -256,6 +259,12 @@ export class Tunnel {
       }
       this.#localEnded = true;
       this.#localEndedAt = Date.now();
+      // a transport with half-close (SPDY) tells the pod, which then finishes and closes by itself
+      const halfClosable = this.#ws as { halfClose?: () => void } | undefined;
+      if (halfClosable?.halfClose) {
+        this.#halfClosed = true;
+        halfClosable.halfClose();
+      }
       // a client that connected and left without a byte (a port probe) needs no answer
       if (this.#replayBytes === 0 && !this.#answered) this.#abort.abort();
     } catch {

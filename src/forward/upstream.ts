@@ -4,6 +4,7 @@ import type WebSocket from "ws";
 import type { KubeClient } from "../kube/client.ts";
 import type { Clock } from "../clock.ts";
 import { Backoff } from "../watch/backoff.ts";
+import { ApiError } from "../kube/errors.ts";
 import { PORT_FORWARD_PROTOCOL } from "./channel_frames.ts";
 import type { Endpoint } from "./picker.ts";
 import { keepAlive } from "./liveness.ts";
@@ -38,6 +39,31 @@ const WARM_PING_IDLE_MS = 15_000;
 const WARM_PING_TIMEOUT_MS = 5_000;
 /** A warm socket that stayed open this long counts as healthy when it later closes. */
 const HEALTHY_WARM_MS = 5_000;
+
+/**
+ * WebSocket first; when RBAC refuses it (403: a Role written for kubectl often grants only `create` on
+ * pods/portforward, while a WebSocket upgrade is a GET that also needs `get`), switch for good to the
+ * SPDY upgrade, a POST, as kubectl does.
+ */
+export function autoOpener(
+  websocket: OpenUpstream,
+  spdy: () => OpenUpstream,
+  onSwitch?: () => void,
+): OpenUpstream {
+  let current = websocket;
+  let switched = false;
+  return async (endpoint, signal) => {
+    try {
+      return await current(endpoint, signal);
+    } catch (error) {
+      if (switched || !(error instanceof ApiError) || error.status !== 403) throw error;
+      switched = true;
+      current = spdy();
+      onSwitch?.();
+      return await current(endpoint, signal);
+    }
+  };
+}
 
 function sameEndpoint(a: Endpoint | undefined, b: Endpoint | undefined): boolean {
   return a?.uid === b?.uid && a?.port === b?.port && a?.pod === b?.pod;

@@ -71,7 +71,8 @@ function hintForStatus(status: number, purpose?: RequestPurpose): string | undef
       const verbs = purpose.resource === "pods/portforward" ? "'get' and 'create'" : `'${purpose.verb}'`;
       return `RBAC needs verb ${verbs} on '${purpose.resource}'` +
         (purpose.namespace ? ` in namespace '${purpose.namespace}'` : "") +
-        "; kf's minimal Role: get/list/watch on pods and services, get+create on pods/portforward";
+        "; kf's minimal Role: get/list/watch on pods and services, get+create on pods/portforward " +
+        "(create alone is enough with --transport spdy)";
     }
     case 404:
       return purpose?.namespace

@@ -342,3 +342,72 @@ Deno.test("kf forward: a half-closing client gets its answer, and finished conne
     await proc.stop();
   }
 });
+
+Deno.test("kf forward --transport spdy: several streams on one connection, echo and HTTP, pod churn without loss", async () => {
+  await resetEcho();
+  const [http, echo] = [freePort(), freePort()];
+  await withForward(["svc/echo", `${http}:80`, `${echo}:9000`, "--transport", "spdy"], async () => {
+    assert.equal(await echoOnce(echo, "through spdy"), "through spdy");
+    const answers = await Promise.all(Array.from({ length: 20 }, () => httpGet(http)));
+    assert.deepEqual(answers.filter((a) => a.status !== 200), []);
+    const loop = new RequestLoop(http, 50);
+    await until(() => loop.results.length >= 5, 10_000, "first requests");
+    const before = new Set(await readyPods());
+    await kubectl(["delete", "pods", "-l", "app=echo", "--force", "--grace-period=0", "--wait=false"]);
+    await until(
+      async () => (await readyPods()).filter((p) => !before.has(p)).length >= 2,
+      60_000,
+      "replacements",
+    );
+    const count = loop.results.length;
+    await until(() => loop.results.length >= count + 10, 20_000, "requests after the churn");
+    await loop.stop();
+    assert.deepEqual(loop.failures, []);
+  });
+});
+
+Deno.test("kf forward (auto transport) falls back to SPDY when RBAC grants only create on pods/portforward", async () => {
+  await resetEcho("kf-limited");
+  const setVerbs = (verbs: string[]) =>
+    kubectl([
+      "-n",
+      "kf-limited",
+      "patch",
+      "role",
+      "kf-limited",
+      "--type=json",
+      "-p",
+      JSON.stringify([{ op: "replace", path: "/rules/1/verbs", value: verbs }]),
+    ]);
+  assert.equal((await setVerbs(["create"])).code, 0);
+  const port = freePort();
+  const env = stateEnv();
+  try {
+    await withForward(["svc/echo", `${port}:80`, "--context", "kf-limited"], async () => {
+      const answer = await httpGet(port);
+      assert.equal(answer.status, 200, JSON.stringify(answer));
+      const ps = await kf(["ps", "-o", "json"], { env });
+      assert.equal(ps.code, 0);
+    });
+    // forced WebSocket says which permission is missing
+    const proc = startKf([
+      "forward",
+      "svc/echo",
+      `${freePort()}:80`,
+      "--context",
+      "kf-limited",
+      "--transport",
+      "websocket",
+    ], env);
+    try {
+      await proc.waitFor(/ready pod=/);
+      const [, p] = proc.output.match(/Forwarding 127\.0\.0\.1:(\d+)/)!;
+      await httpGet(Number(p));
+      await proc.waitFor(/403.*\n?.*|RBAC needs verb 'get' and 'create'/);
+    } finally {
+      await proc.stop();
+    }
+  } finally {
+    await setVerbs(["get", "create"]);
+  }
+});
