@@ -17,8 +17,9 @@ const MAX_ATTEMPTS = 6;
 /** A connection quiet this long is pinged; no answer within PING_TIMEOUT_MS means its path died (sleep, VPN). */
 const PING_IDLE_MS = 20_000;
 const PING_TIMEOUT_MS = 10_000;
-/** Largest local read: one WebSocket frame. */
-const READ_CHUNK = 64 * 1024;
+/** Local reads start small (an idle connection holds one pending read) and grow to this while bulk flows. */
+const MIN_READ_CHUNK = 4 * 1024;
+const MAX_READ_CHUNK = 64 * 1024;
 /** Reads smaller than this are copied out of the read buffer so the replay keeps little memory. */
 const SMALL_READ = 4 * 1024;
 /**
@@ -209,6 +210,7 @@ export class Tunnel {
   #lingerOver = false;
   /** The pod was told the client finished (SPDY): it closes when done, no need to guess from quiet. */
   #halfClosed = false;
+  #readChunk = MIN_READ_CHUNK;
 
   /** Pod -> client, pausing the WebSocket while the local socket is slow so memory stays bounded. */
   #deliver(payload: Uint8Array, ws: WebSocket): void {
@@ -282,9 +284,10 @@ export class Tunnel {
    * so uploads are not copied again. Undefined at end of stream.
    */
   async #readFrame(): Promise<Uint8Array | undefined> {
-    const buffer = new Uint8Array(1 + READ_CHUNK);
+    const buffer = new Uint8Array(1 + this.#readChunk);
     const n = await this.#options.local.read(buffer.subarray(1));
     if (n === null) return undefined;
+    this.#readChunk = n === this.#readChunk ? Math.min(n * 2, MAX_READ_CHUNK) : Math.max(MIN_READ_CHUNK, n);
     buffer[0] = DATA_CHANNEL;
     return n < SMALL_READ ? buffer.slice(0, n + 1) : buffer.subarray(0, n + 1);
   }

@@ -12,6 +12,9 @@ import { Duplex } from "node:stream";
 import type * as https from "node:https";
 import * as tls from "node:tls";
 
+/** Read sizes adapt between these: an idle connection holds a small buffer, a bulk transfer large ones. */
+const MIN_READ = 4 * 1024;
+const MAX_READ = 256 * 1024;
 /** Bytes accepted before write callbacks wait for the socket (upload backpressure). */
 const COALESCE_LIMIT = 256 * 1024;
 
@@ -33,14 +36,13 @@ export interface ConnSocketOptions {
 /** Wraps a pending Deno.Conn in a Duplex that reads only on demand. */
 export function connSocket(connecting: Promise<Deno.Conn>, options: ConnSocketOptions = {}): Duplex {
   let conn: Deno.Conn | undefined;
-  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
   let reading = false;
+  let readSize = MIN_READ;
   let gateClosed = false;
   let readWanted = false;
   const ready = connecting.then((c) => {
     conn = c;
-    reader = c.readable.getReader();
     writer = c.writable.getWriter();
   });
 
@@ -87,12 +89,15 @@ export function connSocket(connecting: Promise<Deno.Conn>, options: ConnSocketOp
     ready.then(async () => {
       // keep reading while the consumer wants more; stop when push() says the queue is full or the gate closes
       while (!gateClosed) {
-        const { value, done } = await reader!.read();
-        if (done) {
+        // small reads while little arrives (idle sockets hold one pending read each), large ones for bulk
+        const buffer = new Uint8Array(readSize);
+        const n = await conn!.read(buffer);
+        if (n === null) {
           socket.push(null);
           return;
         }
-        if (!socket.push(value)) return;
+        readSize = n === readSize ? Math.min(readSize * 2, MAX_READ) : Math.max(n, MIN_READ);
+        if (!socket.push(buffer.subarray(0, n))) return;
       }
       readWanted = true; // the consumer still wants data: resume() continues
     }).catch((error) => socket.destroy(error)).finally(() => (reading = false));
@@ -114,7 +119,6 @@ export function connSocket(connecting: Promise<Deno.Conn>, options: ConnSocketOp
       ready.then(() => writer!.close()).then(() => callback(), () => callback());
     },
     destroy(error, callback) {
-      reader?.cancel().catch(() => {});
       try {
         conn?.close();
       } catch {
