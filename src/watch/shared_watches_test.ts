@@ -91,3 +91,20 @@ Deno.test("SharedWatches.close() stops every watch and waits for it", async () =
   assert.equal(watches.size, 0);
   lease.release(); // late release after close is harmless
 });
+
+Deno.test("SharedWatches.resync() restarts each watch with a fresh list and keeps its store", async () => {
+  const { watches, created } = setup();
+  const lease = watches.acquire<TestPod>(clientA, echo);
+  await lease.store.waitSynced();
+  const store = lease.store;
+  watches.resync();
+  // the running watch is aborted and a second one is built for the same key, which lists again
+  assert.equal(created.length, 2);
+  assert.ok(created[0].api.signals.every((signal) => signal.aborted));
+  assert.deepEqual(created[1].key, echo);
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(created[1].api.calls.filter((c) => c.call === "list").length, 1);
+  assert.equal(lease.store, store);
+  assert.deepEqual(lease.store.list(), [pod("a", "1")]);
+  await watches.close();
+});
