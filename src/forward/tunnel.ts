@@ -140,15 +140,20 @@ export class Tunnel {
     const decoder = new PortForwardDecoder();
     return new Promise<AttemptEnd>((resolve) => {
       let error: Error | undefined;
-      const lingerTimer = setInterval(() => {
-        if (this.#localEndedAt === undefined) return;
-        const quietMs = Date.now() - Math.max(this.#lastDownloadAt, this.#localEndedAt);
-        const limitMs = this.#answered && !this.#halfClosed ? LINGER_QUIET_MS : LINGER_FIRST_BYTE_MS;
-        if (quietMs > limitMs) {
-          this.#lingerOver = true;
-          ws.terminate();
-        }
-      }, 250);
+      // the linger clock runs only once the client has finished sending (no timer per idle connection)
+      let lingerTimer: ReturnType<typeof setInterval> | undefined;
+      const startLinger = () => {
+        lingerTimer ??= setInterval(() => {
+          const quietMs = Date.now() - Math.max(this.#lastDownloadAt, this.#localEndedAt!);
+          const limitMs = this.#answered && !this.#halfClosed ? LINGER_QUIET_MS : LINGER_FIRST_BYTE_MS;
+          if (quietMs > limitMs) {
+            this.#lingerOver = true;
+            ws.terminate();
+          }
+        }, 250);
+      };
+      if (this.#localEndedAt !== undefined) startLinger();
+      else this.#onLocalEnd = startLinger;
       const stopPinging = keepAlive(ws, { idleMs: PING_IDLE_MS, timeoutMs: PING_TIMEOUT_MS });
       const finish = () => {
         stopPinging();
@@ -157,6 +162,7 @@ export class Tunnel {
         ws.off("error", onError);
         this.#abort.signal.removeEventListener("abort", onAbort);
         clearInterval(lingerTimer);
+        this.#onLocalEnd = undefined;
         this.#ws = undefined;
         this.#wsReady = Promise.withResolvers();
         this.#uploadDrained?.resolve();
@@ -210,6 +216,8 @@ export class Tunnel {
   #lingerOver = false;
   /** The pod was told the client finished (SPDY): it closes when done, no need to guess from quiet. */
   #halfClosed = false;
+  /** Starts the current attempt's linger clock when the client sends EOF. */
+  #onLocalEnd?: () => void;
   #readChunk = MIN_READ_CHUNK;
 
   /** Pod -> client, pausing the WebSocket while the local socket is slow so memory stays bounded. */
@@ -261,6 +269,7 @@ export class Tunnel {
       }
       this.#localEnded = true;
       this.#localEndedAt = Date.now();
+      this.#onLocalEnd?.();
       // a transport with half-close (SPDY) tells the pod, which then finishes and closes by itself
       const halfClosable = this.#ws as { halfClose?: () => void } | undefined;
       if (halfClosable?.halfClose) {

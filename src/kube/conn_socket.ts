@@ -15,6 +15,8 @@ import * as tls from "node:tls";
 /** Read sizes adapt between these: an idle connection holds a small buffer, a bulk transfer large ones. */
 const MIN_READ = 4 * 1024;
 const MAX_READ = 256 * 1024;
+/** Batches up to this size are copied into one write; larger ones go out chunk by chunk. */
+const JOIN_LIMIT = 16 * 1024;
 /** Bytes accepted before write callbacks wait for the socket (upload backpressure). */
 const COALESCE_LIMIT = 256 * 1024;
 
@@ -56,12 +58,15 @@ export function connSocket(connecting: Promise<Deno.Conn>, options: ConnSocketOp
     try {
       await ready;
       while (pending.length > 0) {
-        const batch = pending.length === 1 ? pending[0] : join(pending);
+        const chunks = pending;
         const callbacks = waiting;
+        const bytes = pendingBytes;
         pending = [];
         pendingBytes = 0;
         waiting = [];
-        await writer!.write(batch);
+        // small batches are joined into one segment; big ones are written as they are (copying costs more)
+        if (chunks.length > 1 && bytes <= JOIN_LIMIT) await writer!.write(join(chunks));
+        else for (const chunk of chunks) await writer!.write(chunk);
         for (const callback of callbacks) callback();
       }
     } catch (error) {

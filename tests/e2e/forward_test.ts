@@ -401,7 +401,7 @@ Deno.test("kf forward (auto transport) falls back to SPDY when RBAC grants only 
     ], env);
     try {
       await proc.waitFor(/ready pod=/);
-      const [, p] = proc.output.match(/Forwarding 127\.0\.0\.1:(\d+)/)!;
+      const [, p] = await proc.waitFor(/Forwarding 127\.0\.0\.1:(\d+)/);
       await httpGet(Number(p));
       await proc.waitFor(/403.*\n?.*|RBAC needs verb 'get' and 'create'/);
     } finally {
