@@ -56,6 +56,7 @@ const HELP = `Usage: deno task bench [options]
   --slow-mb N          size of the slow-reader download of scenario 7 (default 500; --quick: 5)
   --namespace NS       namespace for the bench's own copy of the demo workload (default kf-bench)
   --context NAME       kubeconfig context for all tools (default kf-admin)
+  --kf-transport T     kf's transport: auto (default), websocket or spdy
   --kf-bin PATH        run kf from this binary (e.g. dist/kf from \`deno task compile\`) instead of deno run
   --out DIR            results directory (default bench/results)
   --name NAME          results file name (default latest, quick or partial)
@@ -74,6 +75,7 @@ function parseOptions(args: string[]): BenchOptions & { name: string } {
       namespace: { type: "string", default: "kf-bench" },
       context: { type: "string", default: "kf-admin" },
       "kf-bin": { type: "string" },
+      "kf-transport": { type: "string" },
       out: { type: "string", default: join(REPO, "bench", "results") },
       name: { type: "string" },
       "no-cluster-up": { type: "boolean", default: false },
@@ -104,6 +106,7 @@ function parseOptions(args: string[]): BenchOptions & { name: string } {
     namespace: values.namespace,
     context: values.context,
     kfBin: values["kf-bin"],
+    kfTransport: values["kf-transport"],
     outDir: values.out,
     clusterUp: !values["no-cluster-up"],
     name: values.name ?? (only ? "partial" : quick ? "quick" : "latest"),
@@ -125,7 +128,7 @@ async function main(): Promise<number> {
   await kube.ensureWorkload();
 
   const tempDir = Deno.makeTempDirSync({ prefix: "kf-bench-" });
-  const toolCtx = { kube, kfCommand: kfCommand(options.kfBin), tempDir };
+  const toolCtx = { kube, kfCommand: kfCommand(options.kfBin), tempDir, kfTransport: options.kfTransport };
   const versions = await kube.versions();
   const kftuiBinary = findKftui();
   const kftuiVersionText = kftuiBinary ? await kftuiVersion(kftuiBinary) : "";

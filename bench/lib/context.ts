@@ -14,6 +14,8 @@ export interface BenchOptions {
   namespace: string;
   context: string;
   kfBin?: string;
+  /** kf's `transport:` (auto, websocket, spdy); unset = kf's default. */
+  kfTransport?: string;
   outDir: string;
   clusterUp: boolean;
 }

@@ -41,6 +41,8 @@ export interface ToolContext {
   /** How to run kf: [command, ...args before "forward"]. */
   kfCommand: string[];
   tempDir: string;
+  /** kf's transport for every forward; unset = kf's default. */
+  kfTransport?: string;
 }
 
 /** `n` distinct free local ports (bound together, then released). */
@@ -75,7 +77,7 @@ function yamlString(value: string): string {
 
 /** Writes a kf config file for the forwards. */
 export function kfConfig(ctx: ToolContext, forwards: ForwardDef[]): string {
-  const lines = ["forwards:"];
+  const lines = ctx.kfTransport ? [`transport: ${yamlString(ctx.kfTransport)}`, "forwards:"] : ["forwards:"];
   for (const f of forwards) {
     lines.push(`  - name: ${yamlString(f.name)}`);
     if (f.target) lines.push(`    target: ${yamlString(f.target)}`);

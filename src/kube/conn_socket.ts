@@ -12,13 +12,9 @@ import { Duplex } from "node:stream";
 import type * as https from "node:https";
 import * as tls from "node:tls";
 
-/** Read sizes adapt between these: an idle connection holds a small buffer, a bulk transfer large ones. */
-const MIN_READ = 4 * 1024;
-const MAX_READ = 256 * 1024;
 /** Batches up to this size are copied into one write; larger ones go out chunk by chunk. */
 const JOIN_LIMIT = 16 * 1024;
 /** Bytes accepted before write callbacks wait for the socket (upload backpressure). */
-const COALESCE_LIMIT = 256 * 1024;
 
 function join(chunks: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(chunks.reduce((sum, c) => sum + c.length, 0));
@@ -38,13 +34,14 @@ export interface ConnSocketOptions {
 /** Wraps a pending Deno.Conn in a Duplex that reads only on demand. */
 export function connSocket(connecting: Promise<Deno.Conn>, options: ConnSocketOptions = {}): Duplex {
   let conn: Deno.Conn | undefined;
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
   let reading = false;
-  let readSize = MIN_READ;
   let gateClosed = false;
   let readWanted = false;
   const ready = connecting.then((c) => {
     conn = c;
+    reader = c.readable.getReader();
     writer = c.writable.getWriter();
   });
 
@@ -81,9 +78,9 @@ export function connSocket(connecting: Promise<Deno.Conn>, options: ConnSocketOp
       pending.push(chunk);
       pendingBytes += chunk.length;
     }
-    // accept at once while little is queued, so the next write of this tick can join the batch
-    if (pendingBytes < COALESCE_LIMIT) queueMicrotask(() => callback());
-    else waiting.push(callback);
+    // the callback waits until the bytes are written: callers (ws, SPDY) may reuse a buffer once called
+    // back, and meanwhile node's Writable gathers their next writes into one writev batch
+    waiting.push(callback);
     if (!flushing) queueMicrotask(flush);
   };
 
@@ -94,15 +91,14 @@ export function connSocket(connecting: Promise<Deno.Conn>, options: ConnSocketOp
     ready.then(async () => {
       // keep reading while the consumer wants more; stop when push() says the queue is full or the gate closes
       while (!gateClosed) {
-        // small reads while little arrives (idle sockets hold one pending read each), large ones for bulk
-        const buffer = new Uint8Array(readSize);
-        const n = await conn!.read(buffer);
-        if (n === null) {
+        // the stream reader, not conn.read(): a direct read pending beside the writable's writes was seen
+        // to fail with "operation canceled" during large uploads
+        const { value, done } = await reader!.read();
+        if (done) {
           socket.push(null);
           return;
         }
-        readSize = n === readSize ? Math.min(readSize * 2, MAX_READ) : Math.max(n, MIN_READ);
-        if (!socket.push(buffer.subarray(0, n))) return;
+        if (!socket.push(value)) return;
       }
       readWanted = true; // the consumer still wants data: resume() continues
     }).catch((error) => socket.destroy(error)).finally(() => (reading = false));
@@ -124,6 +120,7 @@ export function connSocket(connecting: Promise<Deno.Conn>, options: ConnSocketOp
       ready.then(() => writer!.close()).then(() => callback(), () => callback());
     },
     destroy(error, callback) {
+      reader?.cancel().catch(() => {});
       try {
         conn?.close();
       } catch {
