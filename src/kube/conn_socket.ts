@@ -14,7 +14,6 @@ import * as tls from "node:tls";
 
 /** Batches up to this size are copied into one write; larger ones go out chunk by chunk. */
 const JOIN_LIMIT = 16 * 1024;
-/** Bytes accepted before write callbacks wait for the socket (upload backpressure). */
 
 function join(chunks: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(chunks.reduce((sum, c) => sum + c.length, 0));
