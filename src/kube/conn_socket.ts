@@ -50,12 +50,12 @@ export function connSocket(connecting: Promise<Deno.Conn>, options: ConnSocketOp
   let waiting: ((error?: Error | null) => void)[] = [];
   let flushing = false;
   const flush = async () => {
-    flushing = true;
+    let callbacks: ((error?: Error | null) => void)[] = [];
     try {
       await ready;
       while (pending.length > 0) {
         const chunks = pending;
-        const callbacks = waiting;
+        callbacks = waiting;
         const bytes = pendingBytes;
         pending = [];
         pendingBytes = 0;
@@ -63,10 +63,12 @@ export function connSocket(connecting: Promise<Deno.Conn>, options: ConnSocketOp
         // small batches are joined into one segment; big ones are written as they are (copying costs more)
         if (chunks.length > 1 && bytes <= JOIN_LIMIT) await writer!.write(join(chunks));
         else for (const chunk of chunks) await writer!.write(chunk);
-        for (const callback of callbacks) callback();
+        const done = callbacks;
+        callbacks = [];
+        for (const callback of done) callback();
       }
     } catch (error) {
-      for (const callback of waiting) callback(error as Error);
+      for (const callback of [...callbacks, ...waiting]) callback(error as Error);
       waiting = [];
     } finally {
       flushing = false;
@@ -77,10 +79,14 @@ export function connSocket(connecting: Promise<Deno.Conn>, options: ConnSocketOp
       pending.push(chunk);
       pendingBytes += chunk.length;
     }
-    // the callback waits until the bytes are written: callers (ws, SPDY) may reuse a buffer once called
-    // back, and meanwhile node's Writable gathers their next writes into one writev batch
+    // the callback waits until the bytes are written: the TLS layer above reuses its buffers once called
+    // back (early callbacks corrupted records: "bad record MAC"); meanwhile node's Writable gathers the
+    // next writes into one writev batch
     waiting.push(callback);
-    if (!flushing) queueMicrotask(flush);
+    if (!flushing) {
+      flushing = true; // set now, not in flush(): two writes in one tick must not start two loops
+      queueMicrotask(flush);
+    }
   };
 
   const pump = () => {
