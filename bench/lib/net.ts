@@ -3,6 +3,8 @@
  * Deno.TcpConn read/write with large reused buffers so that the client is never the bottleneck.
  */
 
+import { concatBytes } from "../../src/bytes.ts";
+
 const HOST = "127.0.0.1";
 const encoder = new TextEncoder();
 const CRLFCRLF = [13, 10, 13, 10];
@@ -211,7 +213,7 @@ export async function httpGet(port: number, path = "/", timeoutMs = 35_000): Pro
       chunks.push(buffer.slice(0, got));
       bytes += got;
     }
-    const body = new TextDecoder().decode(concat(chunks));
+    const body = new TextDecoder().decode(concatBytes(chunks));
     const complete = head.contentLength < 0 || bytes === head.contentLength;
     return {
       ok: head.status === 200 && complete,
@@ -234,16 +236,6 @@ export async function httpGet(port: number, path = "/", timeoutMs = 35_000): Pro
     clearTimeout(timer);
     closeQuietly(conn);
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
 }
 
 /** `count` round trips of a `size`-byte message on one kept connection to a TCP echo; RTTs in ms. */

@@ -2,7 +2,9 @@
 
 import type { ForwardStatus } from "../forward/status.ts";
 import type { SessionEvent } from "../forward/session.ts";
-import { formatBytes } from "./ps.ts";
+import { formatBytes, hostPort } from "./format.ts";
+
+export { hostPort };
 
 /** "api 127.0.0.1:8080 -> svc/api:80 ready pod=api-7f9c" */
 export function formatForwardLine(status: ForwardStatus): string {
@@ -11,10 +13,6 @@ export function formatForwardLine(status: ForwardStatus): string {
   if (status.pod) line += ` pod=${status.pod}`;
   if (status.state !== "ready" && status.lastError) line += ` (${status.lastError})`;
   return line;
-}
-
-export function hostPort(address: string, port: number): string {
-  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
 /** One NDJSON line per event, for scripts. */

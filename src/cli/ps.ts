@@ -2,6 +2,9 @@
 
 import { Command, Option } from "@commander-js/extra-typings";
 import { UsageError } from "../errors.ts";
+import { formatAge, formatBytes, hostPort } from "./format.ts";
+
+export { formatAge, formatBytes };
 import type { ForwardStatus } from "../forward/status.ts";
 // Import the state modules directly, not mod.ts: this command must start fast (no kube client, no ws).
 import { checkStateDir, resolveStateDir } from "../state/state_dir.ts";
@@ -180,41 +183,11 @@ function formatTarget(f: ForwardStatus): string {
   return ports ? `${target}:${ports}` : target;
 }
 
-function hostPort(address: string, port: number): string {
-  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
 function formatLastError(f: ForwardStatus, now: number): string {
   if (!f.lastError) return "";
   const text = f.lastError.replace(/\s+/g, " ");
   const cut = text.length > MAX_ERROR_CHARS ? text.slice(0, MAX_ERROR_CHARS - 1) + "…" : text;
   return f.lastErrorAt ? `${formatAge(now - f.lastErrorAt)} ago: ${cut}` : cut;
-}
-
-/** "45s", "12m", "3h4m", "2d5h". */
-export function formatAge(ms: number): string {
-  const s = Math.max(0, Math.floor(ms / 1000));
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m`;
-  const h = Math.floor(m / 60);
-  if (h < 24) return m % 60 ? `${h}h${m % 60}m` : `${h}h`;
-  const d = Math.floor(h / 24);
-  return h % 24 ? `${d}d${h % 24}h` : `${d}d`;
-}
-
-/** "0", "512B", "1.5KiB", "12MiB". */
-export function formatBytes(n: number): string {
-  if (n === 0) return "0";
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = n;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  const digits = unit === 0 || value >= 10 ? 0 : 1;
-  return `${value.toFixed(digits)}${units[unit]}`;
 }
 
 function writeAllSync(file: { writeSync(p: Uint8Array): number }, text: string): void {

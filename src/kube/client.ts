@@ -1,6 +1,7 @@
 /** One authenticated connection point to a cluster: JSON GETs, streamed watches and port-forward WebSockets. */
 
 import * as https from "node:https";
+import { concatBytes } from "../bytes.ts";
 import * as http from "node:http";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -352,20 +353,9 @@ function readBody(response: http.IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Uint8Array[] = [];
     response.on("data", (chunk: Uint8Array) => chunks.push(chunk));
-    response.once("end", () => resolve(new TextDecoder().decode(concat(chunks))));
+    response.once("end", () => resolve(new TextDecoder().decode(concatBytes(chunks))));
     response.once("error", reject);
   });
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const total = chunks.reduce((sum, c) => sum + c.length, 0);
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
 }
 
 /** kubeconfig files in merge order: the flag, else $KUBECONFIG (path-list), else ~/.kube/config. */

@@ -9,21 +9,12 @@
  */
 
 import { Duplex } from "node:stream";
+import { concatBytes } from "../bytes.ts";
 import type * as https from "node:https";
 import * as tls from "node:tls";
 
 /** Batches up to this size are copied into one write; larger ones go out chunk by chunk. */
 const JOIN_LIMIT = 16 * 1024;
-
-function join(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((sum, c) => sum + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
-}
 
 export interface ConnSocketOptions {
   /** Read chunk queue size before reading stops. @default 65536 */
@@ -61,7 +52,7 @@ export function connSocket(connecting: Promise<Deno.Conn>, options: ConnSocketOp
         pendingBytes = 0;
         waiting = [];
         // small batches are joined into one segment; big ones are written as they are (copying costs more)
-        if (chunks.length > 1 && bytes <= JOIN_LIMIT) await writer!.write(join(chunks));
+        if (chunks.length > 1 && bytes <= JOIN_LIMIT) await writer!.write(concatBytes(chunks));
         else for (const chunk of chunks) await writer!.write(chunk);
         const done = callbacks;
         callbacks = [];

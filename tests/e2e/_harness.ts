@@ -1,6 +1,7 @@
 /** Helpers for black-box tests: run kf and kubectl as a user would, against the local test cluster. */
 
 import { dirname, join } from "node:path";
+import { concatBytes } from "../../src/bytes.ts";
 import { fileURLToPath } from "node:url";
 import { homedir } from "node:os";
 
@@ -220,7 +221,7 @@ export async function httpGet(port: number, path = "/", timeoutMs = 35_000): Pro
       if (n === null) break;
       chunks.push(buffer.slice(0, n));
     }
-    const text = new TextDecoder().decode(concat(chunks));
+    const text = new TextDecoder().decode(concatBytes(chunks));
     const match = text.match(/^HTTP\/1\.[01] (\d{3})/);
     const body = text.split("\r\n\r\n").slice(1).join("\r\n\r\n");
     const status = match ? Number(match[1]) : undefined;
@@ -242,16 +243,6 @@ export async function httpGet(port: number, path = "/", timeoutMs = 35_000): Pro
       // closed by the peer
     }
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
 }
 
 /** Runs a GET every intervalMs (sequential, like `while curl; sleep`) until stopped. */

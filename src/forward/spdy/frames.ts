@@ -3,6 +3,7 @@
 import { Buffer } from "node:buffer";
 import * as zlib from "node:zlib";
 import { SpdyProtocolError } from "./errors.ts";
+import { concatBytes } from "../../bytes.ts";
 
 export const SPDY_VERSION = 3;
 
@@ -585,13 +586,7 @@ function concat(chunks: Uint8Array[]): Uint8Array {
   if (chunks.length === 1) {
     return new Uint8Array(chunks[0].buffer, chunks[0].byteOffset, chunks[0].byteLength);
   }
-  const out = new Uint8Array(chunks.reduce((sum, c) => sum + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }
 
 /**

@@ -1,0 +1,12 @@
+/** Byte helpers shared by the transports, the API client and the tests. */
+
+/** One buffer holding the chunks in order (always a new copy, so callers may reuse their chunks). */
+export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
