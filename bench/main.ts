@@ -33,6 +33,7 @@ import { churn } from "./scenarios/churn.ts";
 import { apiLoad } from "./scenarios/api_load.ts";
 import { resources } from "./scenarios/resources.ts";
 import { startup } from "./scenarios/startup.ts";
+import { realServers } from "./scenarios/backends.ts";
 
 type Scenario = (ctx: Ctx) => Promise<Omit<ScenarioResult, "seconds">>;
 
@@ -45,12 +46,13 @@ const SCENARIOS: [number, string, Scenario][] = [
   [6, "API load", apiLoad],
   [7, "Resources", resources],
   [8, "Startup", startup],
+  [9, "Real servers", realServers],
 ];
 
 const HELP = `Usage: deno task bench [options]
 
   --quick              small sizes and few repetitions (CI smoke run, < 3 min); writes results/quick.*
-  --only 1,3           run only these scenarios (1-8); writes results/partial.*
+  --only 1,3           run only these scenarios (1-9); writes results/partial.*
   --reps N             repetitions per scenario (default 5; --quick: 2)
   --idle-seconds N     idle window of scenario 6 (default 300; --quick: 15)
   --slow-mb N          size of the slow-reader download of scenario 7 (default 500; --quick: 5)
@@ -94,7 +96,7 @@ function parseOptions(args: string[]): BenchOptions & { name: string } {
   };
   const only = values.only?.split(",").map((s) => Number(s.trim()));
   if (only?.some((n) => !SCENARIOS.some(([id]) => id === n))) {
-    throw new Error(`--only takes 1-8, got '${values.only}'`);
+    throw new Error(`--only takes 1-${SCENARIOS.length}, got '${values.only}'`);
   }
   const quick = values.quick;
   return {

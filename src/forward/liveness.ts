@@ -7,6 +7,8 @@ export interface LivenessOptions {
   idleMs: number;
   /** No pong (or any message) within this time after a ping: the socket is dead. */
   timeoutMs: number;
+  /** Called just before a socket that did not answer is terminated. */
+  onTimeout?: () => void;
 }
 
 /** Pings ws while it is quiet and terminates it when nothing answers; returns the stop function. */
@@ -23,7 +25,10 @@ export function keepAlive(ws: WebSocket, options: LivenessOptions): () => void {
   const timer = setInterval(() => {
     const now = Date.now();
     if (pingSentAt !== undefined) {
-      if (now - pingSentAt > options.timeoutMs) ws.terminate();
+      if (now - pingSentAt > options.timeoutMs) {
+        options.onTimeout?.();
+        ws.terminate();
+      }
       return;
     }
     if (now - lastHeard >= options.idleMs && ws.readyState === 1) {

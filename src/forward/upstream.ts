@@ -5,7 +5,7 @@ import type { KubeClient } from "../kube/client.ts";
 import type { Clock } from "../clock.ts";
 import { Backoff } from "../watch/backoff.ts";
 import { ApiError } from "../kube/errors.ts";
-import { PORT_FORWARD_PROTOCOL } from "./channel_frames.ts";
+import { PORT_FORWARD_PROTOCOL, PortForwardDecoder } from "./channel_frames.ts";
 import type { Endpoint } from "./picker.ts";
 import { keepAlive } from "./liveness.ts";
 
@@ -39,6 +39,12 @@ const WARM_PING_IDLE_MS = 15_000;
 const WARM_PING_TIMEOUT_MS = 5_000;
 /** A warm socket that stayed open this long counts as healthy when it later closes. */
 const HEALTHY_WARM_MS = 5_000;
+/**
+ * A warm socket whose server spoke first (MariaDB's greeting) is kept this long for a client, then closed:
+ * such servers time out handshakes that never come (MariaDB's connect_timeout is 10 s) and count each one
+ * as an aborted connection in the user's database.
+ */
+const SERVER_FIRST_KEEP_MS = 2_000;
 
 /**
  * WebSocket first; when RBAC refuses it (403: a Role written for kubectl often grants only `create` on
@@ -83,6 +89,15 @@ interface Warm {
 const DEFAULT_POOL_SIZE = 2;
 
 /**
+ * Why a port is no longer pre-opened. A v4 port-forward dials the pod's port as soon as the WebSocket opens,
+ * so a warm socket is a real, idle connection to the user's server. Two answers from the server say that it
+ * does not want those: it speaks first (its greeting would go unanswered until its handshake timeout), or it
+ * closed an idle warm connection by itself (a handshake or idle timeout, e.g. PostgreSQL's
+ * authentication_timeout). From then on that port's connections are dialled when a client arrives.
+ */
+export type ColdReason = "server-speaks-first" | "server-closes-idle";
+
+/**
  * Keeps upstreams open to the current pod so a new local connection skips the WebSocket handshake.
  * Re-warmed at once when the pod changes (no debounce); a warm socket that dies is replaced after a
  * backoff, so an app that closes idle connections does not cause a reconnect storm.
@@ -98,8 +113,14 @@ export class Prewarm {
   /** How many to keep now: one after a pod change (cheap at a handover), the full pool once used. */
   #want = 1;
   #retryTimer?: AbortController;
+  #cold?: ColdReason;
+  readonly #onCold?: (reason: ColdReason) => void;
 
-  constructor(open: OpenUpstream, options: { clock: Clock; signal: AbortSignal; size?: number }) {
+  constructor(
+    open: OpenUpstream,
+    options: { clock: Clock; signal: AbortSignal; size?: number; onCold?: (reason: ColdReason) => void },
+  ) {
+    this.#onCold = options.onCold;
     this.#open = open;
     this.#clock = options.clock;
     this.#signal = options.signal;
@@ -136,6 +157,11 @@ export class Prewarm {
     return { ws, endpoint: warm.endpoint, early: warm.early };
   }
 
+  /** Set once the server showed it does not want idle connections; the port is then dialled on demand. */
+  get cold(): ColdReason | undefined {
+    return this.#cold;
+  }
+
   /** Replaces the warm sockets now (after a suspend or network change they are probably dead). */
   renew(): void {
     this.#drop();
@@ -153,7 +179,7 @@ export class Prewarm {
   }
 
   #fill(): void {
-    while (this.#endpoint && !this.#signal.aborted && this.#pool.length < this.#want) {
+    while (this.#endpoint && !this.#cold && !this.#signal.aborted && this.#pool.length < this.#want) {
       this.#pool.push(this.#warm(this.#endpoint));
     }
   }
@@ -164,13 +190,35 @@ export class Prewarm {
     this.#signal.addEventListener("abort", onStop, { once: true });
     let stopPinging = () => {};
     let openedAt = Infinity;
-    const onMessage = (data: Uint8Array) => warm.early.push(data);
+    // peeks at what arrives before any client owns the socket; the tunnel decodes `early` itself later
+    const peek = new PortForwardDecoder();
+    let sawError = false;
+    let pingTimedOut = false;
+    const onMessage = (data: Uint8Array) => {
+      warm.early.push(data);
+      const frame = peek.decode(data);
+      if (frame?.kind === "error") sawError = true;
+      if (frame?.kind === "data" && !this.#cold) {
+        this.#goCold("server-speaks-first");
+        // the greeting is fresh: a client that arrives now still gets it in time
+        const keep = new AbortController();
+        abort.signal.addEventListener("abort", () => keep.abort(), { once: true });
+        this.#clock.sleep(SERVER_FIRST_KEEP_MS, keep.signal).then(() => {
+          if (!this.#pool.includes(warm)) return;
+          this.#pool = this.#pool.filter((w) => w !== warm);
+          this.#discard(warm);
+        }, () => {});
+      }
+    };
     const onClose = () => {
       warm.dispose();
+      const lived = this.#clock.now() - openedAt;
       // a socket that lived a while was healthy: the next failure starts the backoff small again
-      if (this.#clock.now() - openedAt >= HEALTHY_WARM_MS) this.#backoff.reset();
+      if (lived >= HEALTHY_WARM_MS) this.#backoff.reset();
       if (this.#pool.includes(warm)) {
         this.#pool = this.#pool.filter((w) => w !== warm);
+        // the server hung up on a healthy idle connection that nobody used: it does not want them
+        if (lived >= HEALTHY_WARM_MS && !sawError && !pingTimedOut) this.#goCold("server-closes-idle");
         this.#scheduleRetry();
       }
     };
@@ -183,7 +231,11 @@ export class Prewarm {
         ws.on("message", onMessage);
         ws.on("close", onClose);
         ws.on("error", onClose);
-        stopPinging = keepAlive(ws, { idleMs: WARM_PING_IDLE_MS, timeoutMs: WARM_PING_TIMEOUT_MS });
+        stopPinging = keepAlive(ws, {
+          idleMs: WARM_PING_IDLE_MS,
+          timeoutMs: WARM_PING_TIMEOUT_MS,
+          onTimeout: () => pingTimedOut = true,
+        });
         openedAt = this.#clock.now();
         return ws;
       }, () => {
@@ -204,8 +256,14 @@ export class Prewarm {
     return warm;
   }
 
+  #goCold(reason: ColdReason): void {
+    if (this.#cold) return;
+    this.#cold = reason;
+    this.#onCold?.(reason);
+  }
+
   #scheduleRetry(): void {
-    if (this.#signal.aborted || !this.#endpoint || this.#retryTimer) return;
+    if (this.#signal.aborted || !this.#endpoint || this.#cold || this.#retryTimer) return;
     const timer = new AbortController();
     this.#retryTimer = timer;
     this.#clock.sleep(this.#backoff.next(), timer.signal).then(() => {

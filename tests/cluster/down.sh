@@ -47,6 +47,9 @@ for c in fakelet kwok kube-scheduler kube-controller-manager kube-apiserver etcd
   rm -f "$DIR/pids/$c.pid"
 done
 
+# the real servers behind the database pods
+if [ -d "$DIR/backends" ]; then "$(dirname "$0")/backends.sh" stop || true; fi
+
 if [ "$PURGE" = 1 ] && [ -d "$DIR" ]; then
   log "purging $DIR"
   rm -rf "$DIR"

@@ -64,6 +64,7 @@ export KF_CLUSTER_DIR="$DIR"
 export KF_CLUSTER_APISERVER="https://127.0.0.1:$API_PORT"
 export KF_FAKELET_DIRECT_HTTP_PORT="$DIRECT_HTTP_PORT"
 export KF_FAKELET_DIRECT_ECHO_PORT="$DIRECT_ECHO_PORT"
+$("$HERE/backends.sh" env)
 EOF
 }
 
@@ -72,6 +73,7 @@ healthy() {
   for c in $COMPONENTS; do pid_alive "$c" || return 1; done
   [ -f "$KC" ] || return 1
   [ "$(k get --raw /readyz 2>/dev/null)" = ok ] || return 1
+  "$HERE/backends.sh" alive || return 1
 }
 
 if healthy; then
@@ -310,10 +312,19 @@ for ns in default kf-limited; do
   wait_for "serviceaccount $ns/default" 60 "$KUBECTL" --kubeconfig "$ADMIN_KC" -n "$ns" get serviceaccount default
   k -n "$ns" apply -f "$HERE/demo.yaml" >/dev/null
 done
+# Real servers behind pg, mariadb, redis and web-tls (installed from Debian packages on first use).
+"$HERE/backends.sh" start || die "backends did not start (logs: $DIR/backends/logs)"
+eval "$("$HERE/backends.sh" env)"
+sed -e "s/@PG_PORT@/$KF_BACKEND_PG_PORT/" -e "s/@MARIADB_PORT@/$KF_BACKEND_MARIADB_PORT/" \
+  -e "s/@REDIS_PORT@/$KF_BACKEND_REDIS_PORT/" -e "s/@HTTPS_PORT@/$KF_BACKEND_HTTPS_PORT/" \
+  "$HERE/backends.yaml" | k -n default apply -f - >/dev/null
 for ns in default kf-limited; do
   k -n "$ns" rollout status deployment/echo --timeout "${TIMEOUT}s" >/dev/null || die "echo in $ns not ready"
 done
-log "echo pods Ready: $(k get pods -A -l app=echo --no-headers 2>/dev/null | awk '{printf "%s/%s ", $1, $2}')"
+for d in pg mariadb redis web-tls; do
+  k -n default rollout status "deployment/$d" --timeout "${TIMEOUT}s" >/dev/null || die "$d not ready"
+done
+log "pods Ready: $(k get pods -A --no-headers 2>/dev/null | awk '{printf "%s/%s ", $1, $2}')"
 
 write_env
 log "up in $(( $(date +%s) - t0 ))s; kubeconfig $KC; env: source $DIR/env"

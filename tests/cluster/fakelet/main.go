@@ -8,7 +8,9 @@
 //
 //	8080  HTTP/1.1: GET / (pod name), GET /bytes?n=N, POST /sink, GET /delay?ms=N
 //	9000  raw TCP echo
-//	other connection refused (reported on the error stream like the kubelet does)
+//	other the address the pod's annotation fakelet.kf.test/ports maps it to
+//	      ("5432=127.0.0.1:15432,3306=127.0.0.1:13306": real servers on loopback), else
+//	      connection refused (reported on the error stream like the kubelet does)
 //
 // Like the kubelet, each forwarded stream is a real loopback TCP connection to
 // an in-process server. The same servers are reachable directly on loopback
@@ -38,6 +40,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -79,6 +82,28 @@ func envOr(k, def string) string {
 type podEntry struct {
 	uid     string
 	streams map[int64]context.CancelCauseFunc
+	// container port -> loopback address of the real server behind it (from the pod's annotation)
+	backends map[int32]string
+}
+
+// portsAnnotation maps a pod's container ports to real server processes on loopback.
+const portsAnnotation = "fakelet.kf.test/ports"
+
+func parseBackends(p *v1.Pod) map[int32]string {
+	out := map[int32]string{}
+	for _, item := range strings.Split(p.Annotations[portsAnnotation], ",") {
+		port, addr, ok := strings.Cut(strings.TrimSpace(item), "=")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(port, 10, 32)
+		if err != nil {
+			log.Printf("pod %s/%s: bad %s entry %q", p.Namespace, p.Name, portsAnnotation, item)
+			continue
+		}
+		out[int32(n)] = addr
+	}
+	return out
 }
 
 type registry struct {
@@ -106,8 +131,21 @@ func (r *registry) upsert(p *v1.Pod) {
 		e = nil
 	}
 	if e == nil {
-		r.pods[k] = &podEntry{uid: string(p.UID), streams: map[int64]context.CancelCauseFunc{}}
+		e = &podEntry{uid: string(p.UID), streams: map[int64]context.CancelCauseFunc{}}
+		r.pods[k] = e
 	}
+	e.backends = parseBackends(p)
+}
+
+// backend is the address a pod's port is served from by a real server, if its annotation names one.
+func (r *registry) backend(ns, name string, port int32) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e := r.pods[key(ns, name)]; e != nil {
+		addr, ok := e.backends[port]
+		return addr, ok
+	}
+	return "", false
 }
 
 func (r *registry) remove(ns, name string) {
@@ -276,11 +314,12 @@ func (f *forwarder) PortForward(ctx context.Context, name, uid string, port int3
 	}
 	defer f.reg.detach(f.namespace, name, id)
 
-	var addr string
-	switch port {
-	case httpPort:
+	addr, real := f.reg.backend(f.namespace, name, port)
+	switch {
+	case real:
+	case port == httpPort:
 		addr = f.httpAddr
-	case echoPort:
+	case port == echoPort:
 		addr = f.echoAddr
 	default:
 		return fmt.Errorf("failed to connect to localhost:%d inside namespace %q: dial tcp4 127.0.0.1:%d: connect: connection refused", port, f.namespace+"/"+name, port)
