@@ -1,12 +1,24 @@
 /** Port-forwarding over one SPDY/3.1 connection to a pod: each local connection is a pair of streams. */
 
+import type { Duplex } from "node:stream";
+import { createWebSocketStream } from "ws";
 import type { KubeClient } from "../../kube/client.ts";
+import { ApiError } from "../../kube/errors.ts";
 import { classifyPodError } from "../channel_frames.ts";
 import { PodPortError } from "../errors.ts";
 import { SpdyConnection, type SpdyStream } from "./connection.ts";
 
 /** The subprotocol the kubelet's SPDY port-forward handler speaks (`X-Stream-Protocol-Version`). */
 export const SPDY_PORT_FORWARD_PROTOCOL = "portforward.k8s.io";
+/**
+ * The WebSocket subprotocol of SPDY tunnelled through a WebSocket (kubectl >= 1.31): every binary message
+ * carries SPDY bytes, and the API server speaks SPDY to the kubelet. It passes proxies that only allow
+ * WebSockets, and needs the same RBAC as kubectl.
+ */
+export const SPDY_OVER_WEBSOCKET_PROTOCOL = `SPDY/3.1+${SPDY_PORT_FORWARD_PROTOCOL}`;
+
+/** How the SPDY bytes reach the API server: tunnelled in a WebSocket, or over the legacy HTTP upgrade. */
+export type SpdyCarrier = "websocket" | "upgrade";
 /**
  * An idle connection is pinged after this long; no answer within PING_TIMEOUT_MS means its path died
  * (laptop sleep, VPN switch). Same values as the WebSocket tunnel's liveness check.
@@ -21,6 +33,8 @@ export interface SpdyPortForwardOptions {
   signal?: AbortSignal;
   /** Gives up when the API server does not answer the upgrade in time. @default 30000 */
   timeoutMs?: number;
+  /** @default "upgrade" */
+  carrier?: SpdyCarrier;
 }
 
 /** One forwarded TCP connection to a pod port. */
@@ -147,9 +161,12 @@ export async function openSpdyPortForward(
   options: SpdyPortForwardOptions,
 ): Promise<SpdyPortForwardConnection> {
   const { namespace, pod, signal } = options;
-  const socket = await client.upgrade(
-    `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}/portforward`,
-    {
+  const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${
+    encodeURIComponent(pod)
+  }/portforward`;
+  const socket: Duplex = options.carrier === "websocket"
+    ? await openTunnel(client, path, options)
+    : await client.upgrade(path, {
       method: "POST",
       headers: {
         Connection: "Upgrade",
@@ -160,8 +177,7 @@ export async function openSpdyPortForward(
       signal,
       timeoutMs: options.timeoutMs,
       purpose: { verb: "create", resource: "pods/portforward", namespace, name: pod },
-    },
-  );
+    });
   const connection = new SpdyConnection(socket, {
     // the kubelet's SPDY library (spdystream) has no flow control and never sends WINDOW_UPDATE
     peerFlowControl: false,
@@ -177,4 +193,31 @@ export async function openSpdyPortForward(
     }
   }
   return new SpdyPortForwardConnection(connection, { namespace, pod });
+}
+
+/** A WebSocket with the SPDY tunnel subprotocol, as a byte stream for the SPDY session. */
+async function openTunnel(
+  client: KubeClient,
+  path: string,
+  options: SpdyPortForwardOptions,
+): Promise<Duplex> {
+  const { namespace, pod, signal } = options;
+  const ws = await client.openWebSocket(path, {
+    protocols: [SPDY_OVER_WEBSOCKET_PROTOCOL],
+    signal,
+    timeoutMs: options.timeoutMs,
+    purpose: { verb: "create", resource: "pods/portforward", namespace, name: pod },
+  });
+  // ws pauses the socket (and, through the client's gate, TLS below it) when the stream's buffer is full
+  return createWebSocketStream(ws);
+}
+
+/**
+ * The API server will not tunnel SPDY in a WebSocket (an older server, a proxy that strips the subprotocol,
+ * RBAC without `get`): try the legacy upgrade instead. Unreachable servers and timeouts are not such answers.
+ */
+export function tunnelRefused(error: unknown): boolean {
+  if (error instanceof ApiError) return error.status >= 400 && error.status < 500 && error.status !== 404;
+  return error instanceof Error &&
+    /subprotocol|Unexpected server response|Invalid Sec-WebSocket/i.test(error.message);
 }

@@ -10,7 +10,13 @@ import type { Clock } from "../../clock.ts";
 import type { OpenUpstream } from "../upstream.ts";
 import type { Endpoint } from "../picker.ts";
 import type { KubeClient } from "../../kube/client.ts";
-import { openSpdyPortForward, type PortStream, type SpdyPortForwardConnection } from "./port_forward.ts";
+import {
+  openSpdyPortForward,
+  type PortStream,
+  type SpdyCarrier,
+  type SpdyPortForwardConnection,
+  tunnelRefused,
+} from "./port_forward.ts";
 
 const OPEN = 1;
 const CLOSED = 3;
@@ -109,14 +115,32 @@ export class SpdyStreamSocket extends EventEmitter {
 
 /**
  * Opens port-forward streams over one SPDY connection per pod, made on first use and replaced once it
- * ends (the pod went away, the network dropped). Closed with the forward's signal.
+ * ends (the pod went away, the network dropped). Closed with the forward's signal. The connection is
+ * tunnelled in a WebSocket first, as kubectl does; when the API server refuses that, the legacy SPDY
+ * upgrade is used from then on.
  */
 export function spdyOpener(
   client: KubeClient,
   namespace: string,
-  options: { signal: AbortSignal; clock?: Clock },
+  options: {
+    signal: AbortSignal;
+    clock?: Clock;
+    carrier?: SpdyCarrier;
+    onCarrier?: (carrier: SpdyCarrier) => void;
+  },
 ): OpenUpstream {
   const connections = new Map<string, Promise<SpdyPortForwardConnection>>();
+  let carrier: SpdyCarrier = options.carrier ?? "websocket";
+  const open = async (pod: string): Promise<SpdyPortForwardConnection> => {
+    try {
+      return await openSpdyPortForward(client, { namespace, pod, signal: options.signal, carrier });
+    } catch (error) {
+      if (carrier !== "websocket" || options.carrier === "websocket" || !tunnelRefused(error)) throw error;
+      carrier = "upgrade";
+      options.onCarrier?.(carrier);
+      return await openSpdyPortForward(client, { namespace, pod, signal: options.signal, carrier });
+    }
+  };
   options.signal.addEventListener("abort", () => {
     for (const pending of connections.values()) pending.then((c) => c.close(), () => {});
     connections.clear();
@@ -125,7 +149,7 @@ export function spdyOpener(
   const connectionFor = (endpoint: Endpoint): Promise<SpdyPortForwardConnection> => {
     const existing = connections.get(endpoint.uid);
     if (existing) return existing;
-    const opening = openSpdyPortForward(client, { namespace, pod: endpoint.pod, signal: options.signal });
+    const opening = open(endpoint.pod);
     connections.set(endpoint.uid, opening);
     const forget = () => {
       if (connections.get(endpoint.uid) === opening) connections.delete(endpoint.uid);
