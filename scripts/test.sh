@@ -7,8 +7,11 @@ install_deps
 
 started=0
 if ! cluster_running; then started=1; fi
+backends_started=0
+if ! bash tests/cluster/backends.sh alive 2>/dev/null; then backends_started=1; fi
 cleanup() {
   if [ "$started" = 1 ] || [ "${CI:-}" = "true" ]; then bash tests/cluster/down.sh >&2 || true; fi
+  if [ "$backends_started" = 1 ]; then bash tests/cluster/backends.sh stop >&2 || true; fi
 }
 trap cleanup EXIT
 

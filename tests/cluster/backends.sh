@@ -9,12 +9,13 @@
 #   backends.sh env       print the export lines for their ports and credentials
 #   backends.sh alive     exit 0 when every server is running
 #
-# Logs and pid files live in $KF_CLUSTER_DIR/backends. PostgreSQL and MariaDB run as their Debian service
-# users, who cannot enter a home directory, so their data lives in /var/tmp/kf-backends-<id of that dir>.
+# One set of servers per machine (every test cluster on it may use them): logs and pid files live in
+# $KF_BACKEND_DIR (default ~/.cache/kf/backends). PostgreSQL and MariaDB run as their Debian service users,
+# who cannot enter a home directory, so their data lives in /var/tmp/kf-backends-<id of that dir>.
 # Credentials: user kf, password kf, database kf.
 set -euo pipefail
 
-DIR="${KF_CLUSTER_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kf/cluster}/backends"
+DIR="${KF_BACKEND_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kf/backends}"
 DATA="${KF_BACKEND_DATA_DIR:-/var/tmp/kf-backends-$(echo "$DIR" | sha256sum | cut -c1-10)}"
 PG_PORT="${KF_BACKEND_PG_PORT:-15432}"
 MARIADB_PORT="${KF_BACKEND_MARIADB_PORT:-13306}"
@@ -23,6 +24,11 @@ HTTPS_PORT="${KF_BACKEND_HTTPS_PORT:-18443}"
 # Servers that speak first (MariaDB's greeting) and close idle handshakes count every idle connection a
 # forwarder opens ahead of a client; keep the production-like defaults so tests see what users would.
 MARIADB_CONNECT_TIMEOUT="${KF_BACKEND_MARIADB_CONNECT_TIMEOUT:-10}"
+# Servers already running keep the ports they were started with, whatever this shell asks for.
+if [ -f "$DIR/ports.env" ] && [ "${1:-}" != stop ]; then
+  # shellcheck disable=SC1091
+  . "$DIR/ports.env"
+fi
 
 log() { echo "[kf-backends] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -245,8 +251,13 @@ case "${1:-}" in
     install
     exec 8>"$DIR/.lock"; command -v flock >/dev/null 2>&1 && flock 8
     start_pg; start_mariadb; start_redis; start_nginx
+    printf 'PG_PORT=%s\nMARIADB_PORT=%s\nREDIS_PORT=%s\nHTTPS_PORT=%s\n' \
+      "$PG_PORT" "$MARIADB_PORT" "$REDIS_PORT" "$HTTPS_PORT" > "$DIR/ports.env"
     ;;
-  stop) for s in nginx redis mariadb postgres; do stop_one "$s"; done ;;
+  stop)
+    for s in nginx redis mariadb postgres; do stop_one "$s"; done
+    rm -f "$DIR/ports.env"
+    ;;
   env) print_env ;;
   alive) for s in postgres mariadb redis nginx; do alive "$s" || exit 1; done ;;
   *) sed -n '2,12p' "$0"; exit 2 ;;

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Stops kf's local test cluster: every component by the PID in its pid file
 # (never by name), SIGTERM first, SIGKILL after a few seconds. Idempotent.
-#   --purge   also delete the runtime dir (etcd data, PKI, logs, kubeconfig)
+#   --purge     also delete the runtime dir (etcd data, PKI, logs, kubeconfig)
+#   --backends  also stop the real servers (tests/cluster/backends.sh), which all clusters share
 set -euo pipefail
 
 DIR="${KF_CLUSTER_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kf/cluster}"
 PURGE=0
+BACKENDS=0
 for a in "$@"; do
   case "$a" in
     --purge) PURGE=1 ;;
-    -h|--help) sed -n '2,4p' "$0"; exit 0 ;;
+    --backends) BACKENDS=1 ;;
+    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
   esac
 done
@@ -47,8 +50,8 @@ for c in fakelet kwok kube-scheduler kube-controller-manager kube-apiserver etcd
   rm -f "$DIR/pids/$c.pid"
 done
 
-# the real servers behind the database pods
-if [ -d "$DIR/backends" ]; then "$(dirname "$0")/backends.sh" stop || true; fi
+# the real servers behind the database pods are shared by every cluster on the machine
+if [ "$BACKENDS" = 1 ]; then "$(dirname "$0")/backends.sh" stop || true; fi
 
 if [ "$PURGE" = 1 ] && [ -d "$DIR" ]; then
   log "purging $DIR"

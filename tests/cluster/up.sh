@@ -73,10 +73,11 @@ healthy() {
   for c in $COMPONENTS; do pid_alive "$c" || return 1; done
   [ -f "$KC" ] || return 1
   [ "$(k get --raw /readyz 2>/dev/null)" = ok ] || return 1
-  "$HERE/backends.sh" alive || return 1
 }
 
 if healthy; then
+  # the real servers are shared by every cluster on the machine and may have been stopped on their own
+  "$HERE/backends.sh" start || die "backends did not start (logs: $("$HERE/backends.sh" env | sed -n 's/^export KF_BACKEND_DIR="\(.*\)"$/\1/p')/logs)"
   write_env
   log "already up and healthy ($DIR)"
   echo "$KC"
@@ -313,7 +314,7 @@ for ns in default kf-limited; do
   k -n "$ns" apply -f "$HERE/demo.yaml" >/dev/null
 done
 # Real servers behind pg, mariadb, redis and web-tls (installed from Debian packages on first use).
-"$HERE/backends.sh" start || die "backends did not start (logs: $DIR/backends/logs)"
+"$HERE/backends.sh" start || die "backends did not start (see tests/cluster/backends.sh env for their dir)"
 eval "$("$HERE/backends.sh" env)"
 sed -e "s/@PG_PORT@/$KF_BACKEND_PG_PORT/" -e "s/@MARIADB_PORT@/$KF_BACKEND_MARIADB_PORT/" \
   -e "s/@REDIS_PORT@/$KF_BACKEND_REDIS_PORT/" -e "s/@HTTPS_PORT@/$KF_BACKEND_HTTPS_PORT/" \
