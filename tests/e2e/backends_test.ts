@@ -276,4 +276,3 @@ Deno.test("idle forwards to MariaDB and PostgreSQL are polite, and a client afte
     Deno.removeSync(dir, { recursive: true });
   }
 });
-
