@@ -127,7 +127,7 @@ CONF
   port_free "$PG_PORT" PostgreSQL
   log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
   # the log is opened by this (root) shell, so it may live in the cluster dir
-  setsid setpriv --reuid=postgres --regid=postgres --init-groups "$bin/postgres" -D "$data" </dev/null >>"$DIR/logs/postgres.log" 2>&1 &
+  setsid setpriv --reuid=postgres --regid=postgres --init-groups "$bin/postgres" -D "$data" </dev/null >>"$DIR/logs/postgres.log" 2>&1 8>&- 9>&- &
   echo $! > "$DIR/pids/postgres.pid"
   wait_port "$PG_PORT" 30 PostgreSQL
   local i
@@ -159,7 +159,7 @@ start_mariadb() {
     --socket="$DATA/mariadb-run/mysqld.sock" --pid-file="$DATA/mariadb-run/mysqld.pid" \
     --connect-timeout="$MARIADB_CONNECT_TIMEOUT" --skip-name-resolve --innodb-buffer-pool-size=32M \
     --innodb-flush-log-at-trx-commit=0 --log-warnings=2 \
-    </dev/null >>"$DIR/logs/mariadb.log" 2>&1 &
+    </dev/null >>"$DIR/logs/mariadb.log" 2>&1 8>&- 9>&- &
   echo $! > "$DIR/pids/mariadb.pid"
   wait_port "$MARIADB_PORT" 60 MariaDB
   if [ "$first" = 1 ]; then
@@ -178,7 +178,7 @@ start_redis() {
   log "starting Redis on 127.0.0.1:$REDIS_PORT"
   mkdir -p "$DIR/redis"
   setsid redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --dir "$DIR/redis" \
-    --daemonize no --protected-mode no </dev/null >>"$DIR/logs/redis.log" 2>&1 &
+    --daemonize no --protected-mode no </dev/null >>"$DIR/logs/redis.log" 2>&1 8>&- 9>&- &
   echo $! > "$DIR/pids/redis.pid"
   wait_port "$REDIS_PORT" 20 Redis
 }
@@ -218,7 +218,7 @@ http {
 CONF
   port_free "$HTTPS_PORT" nginx
   log "starting nginx (HTTPS, HTTP/2) on 127.0.0.1:$HTTPS_PORT"
-  setsid nginx -p "$d" -c "$d/nginx.conf" </dev/null >>"$DIR/logs/nginx.log" 2>&1 &
+  setsid nginx -p "$d" -c "$d/nginx.conf" </dev/null >>"$DIR/logs/nginx.log" 2>&1 8>&- 9>&- &
   echo $! > "$DIR/pids/nginx.pid"
   wait_port "$HTTPS_PORT" 20 nginx
 }

@@ -77,7 +77,7 @@ healthy() {
 
 if healthy; then
   # the real servers are shared by every cluster on the machine and may have been stopped on their own
-  "$HERE/backends.sh" start || die "backends did not start (logs: $("$HERE/backends.sh" env | sed -n 's/^export KF_BACKEND_DIR="\(.*\)"$/\1/p')/logs)"
+  "$HERE/backends.sh" start 9>&- || die "backends did not start (logs: $("$HERE/backends.sh" env | sed -n 's/^export KF_BACKEND_DIR="\(.*\)"$/\1/p')/logs)"
   write_env
   log "already up and healthy ($DIR)"
   echo "$KC"
@@ -314,7 +314,7 @@ for ns in default kf-limited; do
   k -n "$ns" apply -f "$HERE/demo.yaml" >/dev/null
 done
 # Real servers behind pg, mariadb, redis and web-tls (installed from Debian packages on first use).
-"$HERE/backends.sh" start || die "backends did not start (see tests/cluster/backends.sh env for their dir)"
+"$HERE/backends.sh" start 9>&- || die "backends did not start (see tests/cluster/backends.sh env for their dir)"
 eval "$("$HERE/backends.sh" env)"
 sed -e "s/@PG_PORT@/$KF_BACKEND_PG_PORT/" -e "s/@MARIADB_PORT@/$KF_BACKEND_MARIADB_PORT/" \
   -e "s/@REDIS_PORT@/$KF_BACKEND_REDIS_PORT/" -e "s/@HTTPS_PORT@/$KF_BACKEND_HTTPS_PORT/" \
