@@ -6,8 +6,7 @@ import {
   type ForwardSpec,
   loadConfigFiles,
   parseDuration,
-  type Transport,
-  TRANSPORTS,
+  settingsFromFlags,
 } from "../config/mod.ts";
 import { UsageError } from "../errors.ts";
 import { type CommandIO, defaultIO } from "./ps.ts";
@@ -98,15 +97,6 @@ export async function forwardSpecs(
   ports: string[],
   options: Omit<ForwardCommandOptions, "output" | "grace">,
 ): Promise<ForwardSpec[]> {
-  const podWaitTimeoutMs = options.podWaitTimeout === undefined
-    ? undefined
-    : parseDuration(options.podWaitTimeout);
-  if (options.transport !== undefined && !TRANSPORTS.includes(options.transport as Transport)) {
-    throw new UsageError(`Unknown transport '${options.transport}'`, {
-      hint: `use ${TRANSPORTS.join(", ")}`,
-    });
-  }
-  const transport = options.transport as Transport | undefined;
   if (options.file?.length) {
     if (target || options.selector) {
       throw new UsageError("Give either -f config files or a target, not both", {
@@ -114,6 +104,11 @@ export async function forwardSpecs(
       });
     }
     const only = options.only?.split(",").map((s) => s.trim()).filter(Boolean);
+    // the same rules as a config file's values; until overrides are fully validated, only these two
+    const checked = settingsFromFlags({
+      podWaitTimeout: options.podWaitTimeout,
+      transport: options.transport,
+    });
     const config = await loadConfigFiles(options.file, { only });
     return config.forwards.map((spec) => ({
       ...spec,
@@ -121,8 +116,12 @@ export async function forwardSpecs(
       context: options.context ?? spec.context,
       kubeconfig: options.kubeconfig ?? spec.kubeconfig,
       address: options.address ?? spec.address,
-      podWaitTimeoutMs: podWaitTimeoutMs ?? spec.podWaitTimeoutMs,
-      ...(transport ? { transport } : spec.transport ? { transport: spec.transport } : {}),
+      podWaitTimeoutMs: checked.podWaitTimeoutMs ?? spec.podWaitTimeoutMs,
+      ...(checked.transport
+        ? { transport: checked.transport }
+        : spec.transport
+        ? { transport: spec.transport }
+        : {}),
     }));
   }
   if (options.only) throw new UsageError("--only needs -f", { hint: "kf forward -f kf.yaml --only api,db" });
@@ -144,8 +143,8 @@ export async function forwardSpecs(
     context: options.context,
     kubeconfig: options.kubeconfig,
     address: options.address,
-    podWaitTimeoutMs,
+    podWaitTimeout: options.podWaitTimeout,
     name: options.name,
-    transport,
+    transport: options.transport,
   })];
 }

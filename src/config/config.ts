@@ -5,14 +5,27 @@ import { dirname, join } from "node:path";
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, YAMLParseError } from "yaml";
 import type { Document, Node as YamlNode, YAMLMap } from "yaml";
 import { KfError, UsageError } from "../errors.ts";
+import { expandHome } from "../paths.ts";
 import { ConfigError, ConfigErrors } from "./config_error.ts";
-import { DurationError, parseDuration } from "./duration.ts";
+import { parseDuration } from "./duration.ts";
 import { parsePortMapping, PortMappingError } from "./ports.ts";
 import type { PortMapping } from "./ports.ts";
 import { parseSelector, parseTarget, SelectorError, TargetError } from "./target.ts";
 import type { Target } from "./target.ts";
+import {
+  DEFAULT_ADDRESS,
+  DEFAULT_POD_WAIT_TIMEOUT_MS,
+  nameProblem,
+  SETTING_RULES,
+  type Settings,
+  settingsFromFlags,
+  type Transport,
+  TRANSPORTS,
+} from "./settings.ts";
 
-export { parseDuration };
+export { DEFAULT_ADDRESS, DEFAULT_POD_WAIT_TIMEOUT_MS, parseDuration, settingsFromFlags, TRANSPORTS };
+export type { Settings, Transport };
+export type { FlagSettings } from "./settings.ts";
 
 /** One forward, normalized: what the engine listens on and where it sends each connection. */
 export interface ForwardSpec {
@@ -42,21 +55,10 @@ export interface ForwardSpec {
 }
 
 /** Every forward of one `kf forward` run, and the config files they came from (as given). */
-export type Transport = "auto" | "websocket" | "spdy";
-export const TRANSPORTS: readonly Transport[] = ["auto", "websocket", "spdy"];
-
 export interface SessionConfig {
   forwards: ForwardSpec[];
   files: string[];
 }
-
-/** Loopback only: a forward exposes cluster services, so listening on the network must be asked for. */
-export const DEFAULT_ADDRESS = "127.0.0.1";
-/**
- * Long enough for a rolling restart to bring up a replacement pod, short enough that a client gets an
- * error instead of hanging when nothing will ever be ready.
- */
-export const DEFAULT_POD_WAIT_TIMEOUT_MS = 30_000;
 
 export interface ParseConfigOptions {
   /** Expands a leading `~` in `kubeconfig`. @default {Deno.env HOME or USERPROFILE} */
@@ -127,8 +129,8 @@ export interface AdHocForwardArgs {
   kubeconfig?: string;
   /** @default {"127.0.0.1"} */
   address?: string;
-  /** @default {30000} */
-  podWaitTimeoutMs?: number;
+  /** A duration like `30s`; a bare number is seconds. @default {"30s"} */
+  podWaitTimeout?: string;
   /** @default {"auto"} */
   transport?: string;
   /** @default {the target's name, e.g. "api" for svc/api; for a selector, its first key=value's value} */
@@ -161,37 +163,19 @@ export function adHocForward(args: AdHocForwardArgs): ForwardSpec {
   }
   const ports = args.ports.map((port) => parsePortMapping(port));
   const name = args.name ?? defaultForwardName(target) ?? "forward";
-  check(nameProblem(name), (reason) => `Cannot use "${name}" as a forward name: ${reason}`);
-  if (args.namespace !== undefined) {
-    const namespace = args.namespace;
-    check(namespaceProblem(namespace), (reason) => `Cannot use "${namespace}" as a namespace: ${reason}`);
-  }
-  if (args.context !== undefined && args.context === "") {
-    throw new UsageError("Cannot use an empty context name", {
-      hint: "Pass a context from kubectl config get-contexts",
-    });
-  }
-  const address = args.address ?? DEFAULT_ADDRESS;
-  check(addressProblem(address), (reason) => `Cannot listen on "${address}": ${reason}`);
-  const podWaitTimeoutMs = args.podWaitTimeoutMs ?? DEFAULT_POD_WAIT_TIMEOUT_MS;
-  if (!Number.isInteger(podWaitTimeoutMs) || podWaitTimeoutMs < 0) {
-    throw new UsageError(`Cannot use ${podWaitTimeoutMs} ms as the pod wait timeout: it must be 0 or more`);
-  }
-  if (args.transport !== undefined && !TRANSPORTS.includes(args.transport as Transport)) {
-    throw new UsageError(`Unknown transport "${args.transport}"`, {
-      hint: `use one of: ${TRANSPORTS.join(", ")}`,
-    });
-  }
+  const problem = nameProblem(name);
+  if (problem) throw new UsageError(`Cannot use --name "${name}": ${problem}`);
+  const settings = settingsFromFlags(args);
   return {
     name,
     target,
     ports,
-    namespace: args.namespace,
-    context: args.context,
-    kubeconfig: args.kubeconfig === undefined ? undefined : expandHome(args.kubeconfig, undefined),
-    address,
-    podWaitTimeoutMs,
-    ...optional("transport", args.transport as Transport | undefined),
+    namespace: settings.namespace,
+    context: settings.context,
+    kubeconfig: settings.kubeconfig,
+    address: settings.address ?? DEFAULT_ADDRESS,
+    podWaitTimeoutMs: settings.podWaitTimeoutMs ?? DEFAULT_POD_WAIT_TIMEOUT_MS,
+    ...optional("transport", settings.transport),
   };
 }
 
@@ -211,10 +195,6 @@ export function defaultForwardName(target: Target): string | undefined {
     if (match && match[1] !== "") return match[1];
   }
   return undefined;
-}
-
-function check(problem: string | undefined, message: (reason: string) => string): void {
-  if (problem) throw new UsageError(message(problem));
 }
 
 async function readConfigFile(path: string): Promise<string> {
@@ -263,27 +243,9 @@ function selectForwards(forwards: ForwardSpec[], only: string[]): ForwardSpec[] 
 // Validation of one file's YAML tree. Every check records an error and carries on, so a user sees all
 // problems at once; a value that fails its check is left out and the forward is dropped at the end.
 
-const TOP_LEVEL_KEYS = [
-  "context",
-  "namespace",
-  "kubeconfig",
-  "address",
-  "podWaitTimeout",
-  "transport",
-  "forwards",
-];
-const FORWARD_KEYS = [
-  "name",
-  "target",
-  "selector",
-  "ports",
-  "namespace",
-  "context",
-  "kubeconfig",
-  "address",
-  "podWaitTimeout",
-  "transport",
-];
+const SETTING_KEYS = SETTING_RULES.map((rule) => rule.key);
+const TOP_LEVEL_KEYS = [...SETTING_KEYS, "forwards"];
+const FORWARD_KEYS = ["name", "target", "selector", "ports", ...SETTING_KEYS];
 // Keys people reach for from kubectl flags or other tools, mapped to what kf calls them.
 const KEY_ALIASES: Record<string, string> = {
   ns: "namespace",
@@ -320,14 +282,7 @@ interface ParsedForward {
 }
 
 /** Top-level values that forwards inherit; a key is absent when not given or invalid. */
-interface Defaults {
-  namespace?: string;
-  context?: string;
-  kubeconfig?: string;
-  address?: string;
-  podWaitTimeoutMs?: number;
-  transport?: Transport;
-}
+type Defaults = Settings;
 
 interface Entry {
   key: string;
@@ -583,71 +538,22 @@ class FileReader {
     return ok ? ports : undefined;
   }
 
-  /** Reads the settings shared by the top level and each forward. */
-  #readSettings(entries: Map<string, Entry>): Defaults {
-    const settings: Defaults = {};
-    const namespace = entries.get("namespace");
-    if (namespace) {
-      const value = this.#string(namespace, "default");
-      const problem = value === undefined ? undefined : namespaceProblem(value);
-      if (problem) this.#error(namespace.at, namespace.path, `invalid namespace "${value}": ${problem}`);
-      else settings.namespace = value;
+  /** Reads the settings shared by the top level and each forward, each with its rule from settings.ts. */
+  #readSettings(entries: Map<string, Entry>): Settings {
+    const settings: Record<string, unknown> = {};
+    for (const rule of SETTING_RULES) {
+      const entry = entries.get(rule.key);
+      if (!entry) continue;
+      const raw = rule.acceptsNumber
+        ? this.#stringOrNumber(entry, rule.example)
+        : this.#string(entry, rule.example);
+      if (raw === undefined) continue;
+      const result = rule.parse(raw, (path) => this.#resolvePath(path));
+      if ("problem" in result) {
+        this.#error(entry.at, entry.path, `invalid ${rule.key} "${raw}": ${result.problem}`);
+      } else settings[rule.setting] = result.value;
     }
-    const context = entries.get("context");
-    if (context) {
-      const value = this.#string(context, "dev (see kubectl config get-contexts)");
-      if (value === "") {
-        this.#error(
-          context.at,
-          context.path,
-          "'context' is empty; name one from kubectl config get-contexts",
-        );
-      } else settings.context = value;
-    }
-    const kubeconfig = entries.get("kubeconfig");
-    if (kubeconfig) {
-      const value = this.#string(kubeconfig, "~/.kube/config");
-      if (value === "") {
-        this.#error(kubeconfig.at, kubeconfig.path, "'kubeconfig' is empty; give a file path");
-      } else if (value !== undefined) settings.kubeconfig = this.#resolvePath(value);
-    }
-    const address = entries.get("address");
-    if (address) {
-      const value = this.#string(address, "127.0.0.1");
-      const problem = value === undefined ? undefined : addressProblem(value);
-      if (problem) this.#error(address.at, address.path, `invalid address "${value}": ${problem}`);
-      else settings.address = value;
-    }
-    const timeout = entries.get("podWaitTimeout");
-    if (timeout) {
-      const value = timeout.value && isScalar(timeout.value) ? timeout.value.value : undefined;
-      if (typeof value !== "string" && typeof value !== "number") {
-        this.#error(
-          timeout.value ? timeout.at : timeout.keyNode,
-          timeout.path,
-          `'podWaitTimeout' must be a duration like 30s, not ${describe(timeout.value)}`,
-        );
-      } else {
-        try {
-          settings.podWaitTimeoutMs = parseDuration(value);
-        } catch (error) {
-          if (!(error instanceof DurationError)) throw error;
-          this.#error(timeout.at, timeout.path, `invalid podWaitTimeout "${value}": ${error.reason}`);
-        }
-      }
-    }
-    const transport = entries.get("transport");
-    if (transport) {
-      const value = this.#string(transport, "auto");
-      if (value !== undefined && !TRANSPORTS.includes(value as Transport)) {
-        this.#error(
-          transport.at,
-          transport.path,
-          `unknown transport "${value}"; use one of: ${TRANSPORTS.join(", ")}`,
-        );
-      } else if (value !== undefined) settings.transport = value as Transport;
-    }
-    return settings;
+    return settings as Settings;
   }
 
   /** A config file's relative kubeconfig path is relative to the file, so the file works from any cwd. */
@@ -677,6 +583,18 @@ class FileReader {
       entries.set(key, { key, keyNode, value: isNull(value) ? null : value, at, path });
     }
     return entries;
+  }
+
+  /** The entry's value as a string or number (a duration's seconds), or undefined after reporting it. */
+  #stringOrNumber(entry: Entry, example: string): string | number | undefined {
+    const value = entry.value && isScalar(entry.value) ? entry.value.value : undefined;
+    if (typeof value === "string" || typeof value === "number") return value;
+    this.#error(
+      entry.value ? entry.at : entry.keyNode,
+      entry.path,
+      `'${entry.key}' must be a duration like ${example}, not ${describe(entry.value)}`,
+    );
+    return undefined;
   }
 
   /** The entry's value as a string, or undefined after reporting that it is not one. */
@@ -844,38 +762,6 @@ function editDistance(a: string, b: string): number {
     }
   }
   return d[a.length][b.length];
-}
-
-// Forward names show up in `--only` lists, logs and state files, so keep them to one shell-safe word.
-const FORWARD_NAME = /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/;
-const MAX_FORWARD_NAME_LENGTH = 253;
-
-function nameProblem(name: string): string | undefined {
-  if (name.length > MAX_FORWARD_NAME_LENGTH) return `it is longer than ${MAX_FORWARD_NAME_LENGTH} characters`;
-  if (!FORWARD_NAME.test(name)) {
-    return "use letters, digits, '-', '_' and '.', starting and ending with a letter or digit";
-  }
-  return undefined;
-}
-
-// Namespaces are DNS-1123 labels.
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-
-function namespaceProblem(namespace: string): string | undefined {
-  if (DNS_LABEL.test(namespace)) return undefined;
-  return "use up to 63 lowercase letters, digits and '-', starting and ending with a letter or digit";
-}
-
-function addressProblem(address: string): string | undefined {
-  if (address === "localhost" || isIP(address) !== 0) return undefined;
-  return "use an IP address such as 127.0.0.1, ::1 or 0.0.0.0 (every interface), or localhost";
-}
-
-function expandHome(path: string, homeDir: string | undefined): string {
-  if (path !== "~" && !path.startsWith("~/")) return path;
-  const home = homeDir ?? Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE");
-  if (!home) return path;
-  return path === "~" ? home : join(home, path.slice(2));
 }
 
 function describe(node: YamlNode | null | undefined): string {

@@ -449,7 +449,7 @@ Deno.test("adHocForward() builds a spec from flags", () => {
     selector: "app==db",
     ports: ["5432"],
     address: "0.0.0.0",
-    podWaitTimeoutMs: 1000,
+    podWaitTimeout: "1s",
     context: "prod",
   });
   assert.equal(bySelector.name, "db");
@@ -474,7 +474,7 @@ Deno.test("adHocForward() rejects bad flags with usage errors", () => {
     { target: "svc/a", ports: ["1"], address: "my-host" },
     { target: "svc/a", ports: ["1"], namespace: "Dev" },
     { target: "svc/a", ports: ["1"], name: "a b" },
-    { target: "svc/a", ports: ["1"], podWaitTimeoutMs: -1 },
+    { target: "svc/a", ports: ["1"], podWaitTimeout: "-1" },
   ];
   for (const args of cases) {
     const error = thrown(() => adHocForward(args));
@@ -498,6 +498,6 @@ Deno.test("parseConfigText() reads transport at the top and per forward, and rej
   assert.throws(
     () =>
       parseConfigText("forwards:\n  - {name: a, target: svc/a, ports: [80], transport: quic}\n", "t.yaml"),
-    /t\.yaml:2:\d+: unknown transport "quic"; use one of: auto, websocket, spdy/,
+    /t\.yaml:2:\d+: invalid transport "quic": use one of: auto, websocket, spdy/,
   );
 });

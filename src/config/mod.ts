@@ -8,14 +8,17 @@ export {
   loadConfigFiles,
   parseConfigText,
   parseDuration,
+  settingsFromFlags,
   TRANSPORTS,
 } from "./config.ts";
 export type {
   AdHocForwardArgs,
+  FlagSettings,
   ForwardSpec,
   LoadConfigOptions,
   ParseConfigOptions,
   SessionConfig,
+  Settings,
   Transport,
 } from "./config.ts";
 export { ConfigError, ConfigErrors } from "./config_error.ts";

@@ -2,6 +2,7 @@
 
 import * as https from "node:https";
 import { concatBytes } from "../bytes.ts";
+import { expandHome } from "../paths.ts";
 import * as http from "node:http";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -361,12 +362,8 @@ function readBody(response: http.IncomingMessage): Promise<string> {
 /** kubeconfig files in merge order: the flag, else $KUBECONFIG (path-list), else ~/.kube/config. */
 export function kubeconfigFiles(explicit?: string): string[] {
   const list = explicit ?? process.env.KUBECONFIG ?? "";
-  const files = list.split(path.delimiter).filter(Boolean).map(expandHome);
+  const files = list.split(path.delimiter).filter(Boolean).map((file) => expandHome(file));
   if (files.length > 0) return files;
   const fallback = path.join(os.homedir(), ".kube", "config");
   return fs.existsSync(fallback) ? [fallback] : [];
-}
-
-function expandHome(file: string): string {
-  return file === "~" || file.startsWith("~/") ? path.join(os.homedir(), file.slice(1)) : file;
 }
