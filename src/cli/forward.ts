@@ -1,13 +1,7 @@
 /** `kf forward`: run forwards from config files or one ad hoc target, in the foreground or detached. */
 
 import { Command, Option } from "@commander-js/extra-typings";
-import {
-  adHocForward,
-  type ForwardSpec,
-  loadConfigFiles,
-  parseDuration,
-  settingsFromFlags,
-} from "../config/mod.ts";
+import { adHocForward, type ForwardSpec, loadConfigFiles, parseDuration } from "../config/mod.ts";
 import { UsageError } from "../errors.ts";
 import { type CommandIO, defaultIO } from "./ps.ts";
 
@@ -104,25 +98,19 @@ export async function forwardSpecs(
       });
     }
     const only = options.only?.split(",").map((s) => s.trim()).filter(Boolean);
-    // the same rules as a config file's values; until overrides are fully validated, only these two
-    const checked = settingsFromFlags({
-      podWaitTimeout: options.podWaitTimeout,
-      transport: options.transport,
+    const config = await loadConfigFiles(options.file, {
+      only,
+      // validated like the ad hoc flags, then they replace each forward's own value
+      overrides: {
+        namespace: options.namespace,
+        context: options.context,
+        kubeconfig: options.kubeconfig,
+        address: options.address,
+        podWaitTimeout: options.podWaitTimeout,
+        transport: options.transport,
+      },
     });
-    const config = await loadConfigFiles(options.file, { only });
-    return config.forwards.map((spec) => ({
-      ...spec,
-      namespace: options.namespace ?? spec.namespace,
-      context: options.context ?? spec.context,
-      kubeconfig: options.kubeconfig ?? spec.kubeconfig,
-      address: options.address ?? spec.address,
-      podWaitTimeoutMs: checked.podWaitTimeoutMs ?? spec.podWaitTimeoutMs,
-      ...(checked.transport
-        ? { transport: checked.transport }
-        : spec.transport
-        ? { transport: spec.transport }
-        : {}),
-    }));
+    return config.forwards;
   }
   if (options.only) throw new UsageError("--only needs -f", { hint: "kf forward -f kf.yaml --only api,db" });
   // with -l, the first positional is already a port

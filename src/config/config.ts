@@ -4,7 +4,7 @@ import { isIP } from "node:net";
 import { dirname, join } from "node:path";
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, YAMLParseError } from "yaml";
 import type { Document, Node as YamlNode, YAMLMap } from "yaml";
-import { KfError, UsageError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
 import { expandHome } from "../paths.ts";
 import { ConfigError, ConfigErrors } from "./config_error.ts";
 import { parseDuration } from "./duration.ts";
@@ -15,6 +15,7 @@ import type { Target } from "./target.ts";
 import {
   DEFAULT_ADDRESS,
   DEFAULT_POD_WAIT_TIMEOUT_MS,
+  type FlagSettings,
   nameProblem,
   SETTING_RULES,
   type Settings,
@@ -25,7 +26,7 @@ import {
 
 export { DEFAULT_ADDRESS, DEFAULT_POD_WAIT_TIMEOUT_MS, parseDuration, settingsFromFlags, TRANSPORTS };
 export type { Settings, Transport };
-export type { FlagSettings } from "./settings.ts";
+export type { FlagSettings };
 
 /** One forward, normalized: what the engine listens on and where it sends each connection. */
 export interface ForwardSpec {
@@ -81,15 +82,20 @@ export function parseConfigText(text: string, file: string, options: ParseConfig
 export interface LoadConfigOptions extends ParseConfigOptions {
   /** Keep only the forwards with these names, in file order; an unknown name is an error. */
   only?: string[];
+  /**
+   * Command-line settings that replace every forward's own (`-n`, `--address`, ...), validated by the
+   * same rules as the files' values, before any file is read.
+   */
+  overrides?: FlagSettings;
 }
 
 /**
  * Reads and validates config files. Forwards are concatenated in file order; each file's top-level
  * defaults apply to its own forwards only; names and local ports must be unique across all files.
  *
- * @throws {KfError} when a file cannot be read
+ * @throws {UsageError} when a file cannot be read (missing, unreadable, a directory), when an override is
+ *   invalid, or when `only` names a forward that does not exist
  * @throws {ConfigErrors} with every problem found in every file
- * @throws {UsageError} when `only` names a forward that does not exist
  */
 export async function loadConfigFiles(
   paths: string[],
@@ -100,6 +106,7 @@ export async function loadConfigFiles(
       hint: "Pass a config file path, or forward ad hoc with a target and ports",
     });
   }
+  const overrides = settingsFromFlags(options.overrides ?? {}, options.homeDir);
   const texts = await Promise.all(paths.map(readConfigFile));
   const forwards: ParsedForward[] = [];
   const errors: ConfigError[] = [];
@@ -110,7 +117,7 @@ export async function loadConfigFiles(
   });
   errors.push(...findDuplicates(forwards));
   if (errors.length > 0) throw new ConfigErrors(sortErrors(errors, paths));
-  let specs = forwards.map((forward) => forward.spec);
+  let specs = forwards.map((forward) => ({ ...forward.spec, ...overrides }));
   if (options.only) specs = selectForwards(specs, options.only);
   return { forwards: specs, files: [...paths] };
 }
@@ -197,30 +204,31 @@ export function defaultForwardName(target: Target): string | undefined {
   return undefined;
 }
 
+/** A config file that cannot be read is a config error (exit 2), like one that does not parse. */
 async function readConfigFile(path: string): Promise<string> {
   try {
     return await Deno.readTextFile(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
-      throw new KfError(`Cannot read config file ${path}: not found`, {
+      throw new UsageError(`Cannot read config file ${path}: not found`, {
         hint: "Check the path; a relative path starts at the current directory",
         cause: error,
       });
     }
     if (error instanceof Deno.errors.PermissionDenied) {
-      throw new KfError(`Cannot read config file ${path}: permission denied`, {
+      throw new UsageError(`Cannot read config file ${path}: permission denied`, {
         hint: "Make the file readable by the user running kf",
         cause: error,
       });
     }
     if (error instanceof Deno.errors.IsADirectory) {
-      throw new KfError(`Cannot read config file ${path}: it is a directory`, {
+      throw new UsageError(`Cannot read config file ${path}: it is a directory`, {
         hint: "Pass the path of a YAML file inside it",
         cause: error,
       });
     }
     const detail = error instanceof Error ? error.message : String(error);
-    throw new KfError(`Cannot read config file ${path}: ${detail}`, { cause: error });
+    throw new UsageError(`Cannot read config file ${path}: ${detail}`, { cause: error });
   }
 }
 

@@ -425,7 +425,8 @@ Deno.test("loadConfigFiles() says a missing file is not found", async () => {
   try {
     const missing = join(dir, "nope.yaml");
     const error = await rejected(loadConfigFiles([missing]));
-    assert.ok(error instanceof KfError);
+    assert.ok(error instanceof UsageError, "a config error: exit 2");
+    assert.equal(error.exitCode, 2);
     assert.ok(!(error instanceof ConfigErrors));
     assert.equal(error.message, `Cannot read config file ${missing}: not found`);
     assert.ok(error.hint);
