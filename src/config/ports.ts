@@ -120,7 +120,10 @@ function checkPortNumber(
   options: { allowZero?: boolean } = {},
 ): number {
   const min = options.allowZero ? 0 : 1;
-  if (!Number.isInteger(port) || port < min || port > MAX_PORT) {
+  if (!Number.isInteger(port)) {
+    throw new PortMappingError(input, `${what} ${port} is not a whole number; write e.g. 8080:80 or 5432`);
+  }
+  if (port < min || port > MAX_PORT) {
     throw new PortMappingError(
       input,
       `${what} ${port} is out of range; use ${min}-${MAX_PORT}` +

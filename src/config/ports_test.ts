@@ -39,6 +39,7 @@ Deno.test("parsePortMapping() rejects out-of-range ports", () => {
   }
   assert.throws(() => parsePortMapping("70000:80"), /local port 70000 is out of range; use 0-65535/);
   assert.throws(() => parsePortMapping("80:0"), /remote port 0 is out of range; use 1-65535/);
+  assert.throws(() => parsePortMapping(80.5), /port 80.5 is not a whole number/);
 });
 
 Deno.test("parsePortMapping() rejects bad syntax", () => {
