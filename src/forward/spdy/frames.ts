@@ -334,6 +334,12 @@ export class FrameDecoder {
 
 /** Decodes one whole frame (header included). */
 export function decodeFrame(bytes: Uint8Array): SpdyFrame {
+  // found by fuzzing: a short slice made DataView throw a RangeError instead of a protocol error
+  if (bytes.length < HEADER_BYTES) {
+    throw new SpdyProtocolError(
+      `Cannot decode a SPDY frame: ${bytes.length} bytes is shorter than a frame header`,
+    );
+  }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const flags = bytes[4];
   const length = view.getUint32(4) & 0xffffff;
@@ -454,7 +460,13 @@ export function decodeHeaderBlock(bytes: Uint8Array): HeaderMap {
     if (at + 4 > bytes.length) fail("it ends inside a length");
     const length = view.getUint32(at);
     if (at + 4 + length > bytes.length) fail("a length points past its end");
-    const text = decoder.decode(bytes.subarray(at + 4, at + 4 + length));
+    let text: string;
+    try {
+      text = decoder.decode(bytes.subarray(at + 4, at + 4 + length));
+    } catch {
+      // found by fuzzing: the fatal decoder's TypeError escaped as an untyped error
+      return fail(`a name or value at byte ${at + 4} is not valid UTF-8`);
+    }
     at += 4 + length;
     return text;
   };

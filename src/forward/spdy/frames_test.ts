@@ -89,6 +89,9 @@ Deno.test("decodeFrame() rejects other versions and malformed control frames", (
   assert.throws(() => decodeFrame(shortRst), SpdyProtocolError);
   const badSettings = new Uint8Array([0x80, 3, 0, 4, 0, 0, 0, 4, 0, 0, 0, 2]);
   assert.throws(() => new FrameDecoder().push(badSettings), SpdyProtocolError);
+  // found by fuzzing: a slice shorter than the 8-byte header threw a RangeError from DataView
+  assert.throws(() => decodeFrame(Uint8Array.of(0x80)), SpdyProtocolError);
+  assert.throws(() => decodeFrame(new Uint8Array()), SpdyProtocolError);
 });
 
 Deno.test("header blocks round-trip and reject what SPDY forbids", () => {
@@ -102,6 +105,10 @@ Deno.test("header blocks round-trip and reject what SPDY forbids", () => {
   twice[12] = "a".charCodeAt(0); // second name "b" -> "a"
   assert.throws(() => decodeHeaderBlock(twice), SpdyProtocolError);
   assert.throws(() => decodeHeaderBlock(encodeHeaderBlock(headers).subarray(0, 20)), SpdyProtocolError);
+  // found by fuzzing: invalid UTF-8 escaped as the fatal TextDecoder's TypeError
+  const notUtf8 = encodeHeaderBlock({ port: "80" });
+  notUtf8[notUtf8.length - 1] = 0xff;
+  assert.throws(() => decodeHeaderBlock(notUtf8), SpdyProtocolError);
 });
 
 Deno.test("SPDY_DICTIONARY has the spec's length and checksum", () => {
