@@ -5,6 +5,26 @@ export function hostPort(address: string, port: number): string {
   return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
+/**
+ * A forward's listeners, the addresses of one port grouped: "127.0.0.1+[::1]:8080->80,127.0.0.1+[::1]:9000->9000"
+ * (with `withRemote`), so `localhost` reads as both loopbacks without doubling every port.
+ */
+export function formatListeners(
+  listeners: ReadonlyArray<{ address: string; port: number; remote: number | string }>,
+  withRemote: boolean,
+): string {
+  const groups: Array<{ addresses: string[]; port: number; remote: number | string }> = [];
+  for (const l of listeners) {
+    const last = groups.at(-1);
+    if (last && last.port === l.port && last.remote === l.remote) last.addresses.push(l.address);
+    else groups.push({ addresses: [l.address], port: l.port, remote: l.remote });
+  }
+  return groups.map((g) => {
+    const hosts = g.addresses.map((a) => a.includes(":") ? `[${a}]` : a).join("+");
+    return `${hosts}:${g.port}${withRemote ? `->${g.remote}` : ""}`;
+  }).join(",");
+}
+
 /** "45s", "12m", "3h4m", "2d5h". */
 export function formatAge(ms: number): string {
   const s = Math.max(0, Math.floor(ms / 1000));

@@ -1,7 +1,7 @@
 /** `kf forward`: run forwards from config files or one ad hoc target, in the foreground or detached. */
 
 import { Command, Option } from "@commander-js/extra-typings";
-import { adHocForward, type ForwardSpec, loadConfigFiles, parseDuration } from "../config/mod.ts";
+import { adHocForward, type ForwardSpec, isLoopback, loadConfigFiles, parseDuration } from "../config/mod.ts";
 import { UsageError } from "../errors.ts";
 import { type CommandIO, defaultIO } from "./ps.ts";
 
@@ -50,7 +50,11 @@ export function forwardCommand(io: CommandIO = defaultIO) {
     .option("-n, --namespace <ns>", "namespace (default: the context's)")
     .option("--context <name>", "kubeconfig context (default: current-context)")
     .option("--kubeconfig <path>", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
-    .option("--address <ip>", "local address to listen on", undefined)
+    .option(
+      "--address <ips>",
+      "local addresses to listen on, comma-separated (default: localhost = 127.0.0.1 and ::1)",
+      undefined,
+    )
     .option("-l, --selector <selector>", "pick pods by label selector instead of a target")
     .option("--name <name>", "name of an ad hoc forward (default: from the target)")
     .addOption(new Option("-o, --output <format>", "text, or json for NDJSON events").default("text"))
@@ -69,6 +73,10 @@ export function forwardCommand(io: CommandIO = defaultIO) {
         throw new UsageError(`Unknown output format '${options.output}'`, { hint: "use -o text or -o json" });
       }
       const specs = await forwardSpecs(target, ports, options);
+      for (const spec of specs) {
+        const warning = exposureWarning(spec);
+        if (warning) io.err(`kf: warning: ${warning}\n`);
+      }
       if (options.detach) {
         const { runDetached } = await import("./detach.ts");
         await runDetached({ io, stateDir: options.stateDir });
@@ -83,6 +91,17 @@ export function forwardCommand(io: CommandIO = defaultIO) {
         stateDir: options.stateDir,
       });
     });
+}
+
+/**
+ * One line for a forward that listens beyond loopback (e.g. `--address 0.0.0.0`): anyone who can reach
+ * the address can use the forward with kf's credentials, so it is said out loud; undefined otherwise.
+ */
+export function exposureWarning(spec: ForwardSpec): string | undefined {
+  const exposed = spec.addresses.filter((address) => !isLoopback(address));
+  if (exposed.length === 0) return undefined;
+  return `forward '${spec.name}' listens on ${exposed.join(", ")}, not only loopback: anyone who can reach ` +
+    "that address can use the forward";
 }
 
 /** Turns the arguments into forward specs; every problem is a UsageError (exit 2). */

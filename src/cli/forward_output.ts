@@ -2,13 +2,13 @@
 
 import type { ForwardStatus } from "../forward/status.ts";
 import type { SessionEvent } from "../forward/session.ts";
-import { formatBytes, hostPort } from "./format.ts";
+import { formatBytes, formatListeners, hostPort } from "./format.ts";
 
 export { hostPort };
 
 /** "api 127.0.0.1:8080 -> svc/api:80 ready pod=api-7f9c" */
 export function formatForwardLine(status: ForwardStatus): string {
-  const ports = status.listeners.map((l) => `${hostPort(l.address, l.port)}->${l.remote}`).join(",");
+  const ports = formatListeners(status.listeners, true);
   let line = `${status.name} ${ports} ${status.target} ${status.state}`;
   if (status.pod) line += ` pod=${status.pod}`;
   if (status.state !== "ready" && status.lastError) line += ` (${status.lastError})`;
@@ -40,7 +40,7 @@ const HEADERS = ["NAME", "LOCAL", "TARGET", "POD", "STATE", "CONN", "IN", "OUT",
 export function renderForwardTable(statuses: ForwardStatus[], width = 160): string {
   const rows = statuses.map((s) => [
     s.name,
-    s.listeners.map((l) => `${hostPort(l.address, l.port)}->${l.remote}`).join(","),
+    formatListeners(s.listeners, true),
     `${s.target}${s.namespace ? ` (${s.namespace})` : ""}`,
     s.pod ?? "-",
     s.state,

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { UsageError } from "../errors.ts";
-import { forwardSpecs } from "./forward.ts";
+import { adHocForward } from "../config/mod.ts";
+import { exposureWarning, forwardSpecs } from "./forward.ts";
+import { formatListeners } from "./format.ts";
 
 const REPO = new URL("../..", import.meta.url).pathname;
 const CONFIG = "forwards:\n  - {name: api, target: svc/api, namespace: dev, ports: [8080:80]}\n";
@@ -103,7 +105,7 @@ Deno.test("forwardSpecs() with -f applies the validated overrides to every forwa
     });
     assert.equal(spec.namespace, "prod");
     assert.equal(spec.context, "ctx");
-    assert.equal(spec.address, "::1");
+    assert.deepEqual(spec.addresses, ["::1"]);
     assert.equal(spec.podWaitTimeoutMs, 5000);
     assert.equal(spec.transport, "spdy");
     assert.ok(spec.kubeconfig?.endsWith("/kc") && !spec.kubeconfig.startsWith("~"), spec.kubeconfig);
@@ -118,4 +120,47 @@ Deno.test("forwardSpecs() with -f checks overrides before reading the files", as
   );
   assert.ok(error instanceof UsageError);
   assert.equal(error.message, 'Cannot use --transport "quic": use one of: auto, websocket, spdy');
+});
+
+Deno.test("exposureWarning() names the addresses beyond loopback, in one line", () => {
+  const spec = (addresses: string[]) =>
+    adHocForward({ target: "svc/api", ports: ["80"], address: addresses.join(",") });
+  assert.equal(exposureWarning(spec(["localhost"])), undefined);
+  assert.equal(exposureWarning(spec(["127.0.0.2", "::1"])), undefined);
+  assert.equal(
+    exposureWarning(spec(["localhost", "10.0.0.5", "fe80::1"])),
+    "forward 'api' listens on 10.0.0.5, fe80::1, not only loopback: anyone who can reach that address can use the forward",
+  );
+});
+
+Deno.test("formatListeners() groups the addresses of one port, IPv6 in brackets", () => {
+  const listeners = [
+    { address: "127.0.0.1", port: 8080, remote: 80 },
+    { address: "::1", port: 8080, remote: 80 },
+    { address: "127.0.0.1", port: 9000, remote: "metrics" },
+    { address: "::1", port: 9000, remote: "metrics" },
+    { address: "10.0.0.5", port: 9000, remote: "metrics" },
+  ];
+  assert.equal(
+    formatListeners(listeners, true),
+    "127.0.0.1+[::1]:8080->80,127.0.0.1+[::1]+10.0.0.5:9000->metrics",
+  );
+  assert.equal(formatListeners(listeners.slice(0, 1), false), "127.0.0.1:8080");
+  assert.equal(formatListeners([], false), "");
+});
+
+Deno.test("kf forward warns on stderr, once per forward, when it listens beyond loopback", async () => {
+  const result = await kf([
+    "forward",
+    "svc/api",
+    "8080:80",
+    "--address",
+    "0.0.0.0",
+    "--name",
+    "api",
+  ]);
+  const warnings = result.stderr.split("\n").filter((line) => line.startsWith("kf: warning:"));
+  assert.deepEqual(warnings, [
+    "kf: warning: forward 'api' listens on 0.0.0.0, not only loopback: anyone who can reach that address can use the forward",
+  ]);
 });

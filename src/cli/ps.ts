@@ -2,7 +2,7 @@
 
 import { Command, Option } from "@commander-js/extra-typings";
 import { UsageError } from "../errors.ts";
-import { formatAge, formatBytes, hostPort } from "./format.ts";
+import { formatAge, formatBytes, formatListeners } from "./format.ts";
 
 export { formatAge, formatBytes };
 import type { ForwardStatus } from "../forward/status.ts";
@@ -154,7 +154,7 @@ export function renderSessionsTable(views: SessionView[], now: number = Date.now
       rows.push([
         ...session,
         f.name,
-        f.listeners.map((l) => `${hostPort(l.address, l.port)}`).join(",") || "-",
+        formatListeners(f.listeners, false) || "-",
         ...(withContext ? [f.context || "-"] : []),
         formatTarget(f),
         f.pod ?? "-",

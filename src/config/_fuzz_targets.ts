@@ -105,6 +105,7 @@ export const targets: Record<string, FuzzTarget<string>> = {
       assert.ok(specs.length > 0, "a valid config has a forward");
       for (const spec of specs) {
         assert.ok(spec.ports.length > 0, "a forward has a port");
+        assert.ok(spec.addresses.length > 0, "a forward has an address");
         assert.ok(Number.isInteger(spec.podWaitTimeoutMs) && spec.podWaitTimeoutMs >= 0);
         for (const port of spec.ports) assert.deepEqual(parsePortMapping(formatPortMapping(port)), port);
       }

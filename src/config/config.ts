@@ -1,9 +1,8 @@
 /** Loads kf's YAML config files and ad-hoc flags into validated, normalized forward specs. */
 
-import { isIP } from "node:net";
 import { dirname, join } from "node:path";
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, YAMLParseError } from "yaml";
-import type { Document, Node as YamlNode, YAMLMap } from "yaml";
+import type { Document, Node as YamlNode, YAMLMap, YAMLSeq } from "yaml";
 import { UsageError } from "../errors.ts";
 import { expandHome } from "../paths.ts";
 import { ConfigError, ConfigErrors } from "./config_error.ts";
@@ -13,6 +12,7 @@ import type { PortMapping } from "./ports.ts";
 import { parseSelector, parseTarget, SelectorError, TargetError } from "./target.ts";
 import type { Target } from "./target.ts";
 import {
+  addressesOverlap,
   DEFAULT_ADDRESS,
   DEFAULT_POD_WAIT_TIMEOUT_MS,
   type FlagSettings,
@@ -41,8 +41,11 @@ export interface ForwardSpec {
   context?: string;
   /** Undefined means `KUBECONFIG` or `~/.kube/config`; a leading `~/` is already expanded. */
   kubeconfig?: string;
-  /** Local bind address. @default {"127.0.0.1"} */
-  address: string;
+  /**
+   * Where to listen, at least one: IP addresses, or `localhost` for 127.0.0.1 and ::1 (see listenHosts).
+   * @default {["localhost"]}
+   */
+  addresses: string[];
   /**
    * How connections reach the pod: "websocket" (one WebSocket each), "spdy" (streams on one connection
    * per pod, like kubectl), or "auto": WebSocket, switching to SPDY when RBAC allows only `create` on
@@ -134,7 +137,7 @@ export interface AdHocForwardArgs {
   context?: string;
   /** A leading `~/` is expanded; relative paths stay relative to the current directory. */
   kubeconfig?: string;
-  /** @default {"127.0.0.1"} */
+  /** One address or a comma-separated list. @default {"localhost"} */
   address?: string;
   /** A duration like `30s`; a bare number is seconds. @default {"30s"} */
   podWaitTimeout?: string;
@@ -180,7 +183,7 @@ export function adHocForward(args: AdHocForwardArgs): ForwardSpec {
     namespace: settings.namespace,
     context: settings.context,
     kubeconfig: settings.kubeconfig,
-    address: settings.address ?? DEFAULT_ADDRESS,
+    addresses: settings.addresses ?? [DEFAULT_ADDRESS],
     podWaitTimeoutMs: settings.podWaitTimeoutMs ?? DEFAULT_POD_WAIT_TIMEOUT_MS,
     ...optional("transport", settings.transport),
   };
@@ -484,7 +487,7 @@ class FileReader {
         namespace: settings.namespace ?? defaults.namespace,
         context: settings.context ?? defaults.context,
         kubeconfig: settings.kubeconfig ?? defaults.kubeconfig,
-        address: settings.address ?? defaults.address ?? DEFAULT_ADDRESS,
+        addresses: settings.addresses ?? defaults.addresses ?? [DEFAULT_ADDRESS],
         podWaitTimeoutMs: settings.podWaitTimeoutMs ?? defaults.podWaitTimeoutMs ??
           DEFAULT_POD_WAIT_TIMEOUT_MS,
         ...optional("transport", settings.transport ?? defaults.transport),
@@ -554,6 +557,8 @@ class FileReader {
       if (!entry) continue;
       const raw = rule.acceptsNumber
         ? this.#stringOrNumber(entry, rule.example)
+        : rule.acceptsList && isSeq(entry.value)
+        ? this.#stringList(entry, rule.example)
         : this.#string(entry, rule.example);
       if (raw === undefined) continue;
       const result = rule.parse(raw, (path) => this.#resolvePath(path));
@@ -603,6 +608,25 @@ class FileReader {
       `'${entry.key}' must be a duration like ${example}, not ${describe(entry.value)}`,
     );
     return undefined;
+  }
+
+  /** A list of strings, joined by commas like the flag's value; undefined after reporting a bad item. */
+  #stringList(entry: Entry, example: string): string | undefined {
+    const items: string[] = [];
+    for (const [i, item] of (entry.value as YAMLSeq).items.entries()) {
+      const node = this.#deref(item as YamlNode);
+      if (node && isScalar(node) && typeof node.value === "string") {
+        items.push(node.value);
+        continue;
+      }
+      this.#error(
+        item as YamlNode,
+        `${entry.path}[${i}]`,
+        `each '${entry.key}' entry must be a string like ${example}, not ${describe(node)}`,
+      );
+      return undefined;
+    }
+    return items.join(",");
   }
 
   /** The entry's value as a string, or undefined after reporting that it is not one. */
@@ -666,7 +690,7 @@ class FileReader {
 function findDuplicates(forwards: ParsedForward[]): ConfigError[] {
   const errors: ConfigError[] = [];
   const names = new Map<string, ParsedForward>();
-  const ports: Array<{ address: string; local: number; forward: ParsedForward; position: Position }> = [];
+  const ports: Array<{ addresses: string[]; local: number; forward: ParsedForward; position: Position }> = [];
   for (const forward of forwards) {
     const { name } = forward.spec;
     const first = names.get(name);
@@ -684,32 +708,22 @@ function findDuplicates(forwards: ParsedForward[]): ConfigError[] {
       // Port 0 asks the OS for a free port, so it never collides.
       if (mapping.local === 0) return;
       const clash = ports.find((used) =>
-        used.local === mapping.local && addressesOverlap(used.address, forward.spec.address)
+        used.local === mapping.local && addressesOverlap(used.addresses, forward.spec.addresses)
       );
       if (clash) {
         errors.push(configError(
           forward.file,
           position,
-          `local port ${mapping.local} on ${forward.spec.address} is already used by forward ` +
+          `local port ${mapping.local} on ${forward.spec.addresses.join(",")} is already used by forward ` +
             `"${clash.forward.spec.name}" at ${formatPosition(clash.forward.file, clash.position)}; ` +
             "pick another local port, or 0 for a free one",
         ));
       } else {
-        ports.push({ address: forward.spec.address, local: mapping.local, forward, position });
+        ports.push({ addresses: forward.spec.addresses, local: mapping.local, forward, position });
       }
     });
   }
   return errors;
-}
-
-/** Whether listening on both addresses with the same port would fail with "address in use". */
-function addressesOverlap(a: string, b: string): boolean {
-  // localhost is treated as IPv4 loopback, which is what it resolves to first on common systems.
-  const normalize = (address: string) => address === "localhost" ? "127.0.0.1" : address.toLowerCase();
-  const [x, y] = [normalize(a), normalize(b)];
-  if (x === y || x === "::" || y === "::") return true;
-  // 0.0.0.0 takes the port on every IPv4 interface.
-  return (x === "0.0.0.0" && isIP(y) === 4) || (y === "0.0.0.0" && isIP(x) === 4);
 }
 
 function configError(file: string, position: Position & { path: string }, reason: string): ConfigError {

@@ -425,14 +425,14 @@ const CORPUS: CorpusCase[] = [
     yaml:
       "forwards:\n  - {name: a, target: svc/a, ports: [8080]}\n  - {name: b, target: svc/b, ports: ['8080:80']}\n",
     errors: [
-      'kf.yaml:3:38: local port 8080 on 127.0.0.1 is already used by forward "a" at kf.yaml:2:38; pick another local port, or 0 for a free one',
+      'kf.yaml:3:38: local port 8080 on localhost is already used by forward "a" at kf.yaml:2:38; pick another local port, or 0 for a free one',
     ],
   },
   {
     name: "local port twice in one forward",
     yaml: "forwards:\n  - {target: svc/a, ports: [8080, '8080:81']}\n",
     errors: [
-      'kf.yaml:2:35: local port 8080 on 127.0.0.1 is already used by forward "a" at kf.yaml:2:29; pick another local port, or 0 for a free one',
+      'kf.yaml:2:35: local port 8080 on localhost is already used by forward "a" at kf.yaml:2:29; pick another local port, or 0 for a free one',
     ],
   },
   {
@@ -440,7 +440,7 @@ const CORPUS: CorpusCase[] = [
     yaml:
       "forwards:\n  - {name: a, target: svc/a, ports: [80], address: 0.0.0.0}\n  - {name: b, target: svc/b, ports: [80]}\n",
     errors: [
-      'kf.yaml:3:38: local port 80 on 127.0.0.1 is already used by forward "a" at kf.yaml:2:38; pick another local port, or 0 for a free one',
+      'kf.yaml:3:38: local port 80 on localhost is already used by forward "a" at kf.yaml:2:38; pick another local port, or 0 for a free one',
     ],
   },
   {
@@ -656,6 +656,66 @@ const CORPUS: CorpusCase[] = [
       "kf.yaml:4:15: unknown key 'prots'; did you mean 'ports'?",
     ],
   },
+  {
+    name: "address list with a non-string item",
+    yaml: "forwards:\n  - {target: svc/a, ports: [80], address: [localhost, 5]}\n",
+    errors: ["kf.yaml:2:55: each 'address' entry must be a string like 127.0.0.1, not the number 5"],
+  },
+  {
+    name: "address list with an empty entry",
+    yaml: "address: 'localhost,,10.0.0.5'\nforwards:\n  - {target: svc/a, ports: [80]}\n",
+    errors: [
+      `kf.yaml:1:10: invalid address "localhost,,10.0.0.5": it has an empty entry between commas; remove the extra ','`,
+    ],
+  },
+  {
+    name: "address listed twice",
+    yaml: "forwards:\n  - {target: svc/a, ports: [80], address: [10.0.0.5, 10.0.0.5]}\n",
+    errors: [
+      'kf.yaml:2:43: invalid address "10.0.0.5,10.0.0.5": 10.0.0.5 is listed twice; list each address once',
+    ],
+  },
+  {
+    name: "localhost and 127.0.0.1 overlap",
+    yaml: "forwards:\n  - {target: svc/a, ports: [80], address: 'localhost, 127.0.0.1'}\n",
+    errors: [
+      'kf.yaml:2:43: invalid address "localhost, 127.0.0.1": localhost and 127.0.0.1 overlap: localhost is 127.0.0.1 and ::1; keep one',
+    ],
+  },
+  {
+    name: "address an empty list",
+    yaml: "forwards:\n  - {target: svc/a, ports: [80], address: []}\n",
+    errors: [
+      'kf.yaml:2:43: invalid address "": it is empty; use an IP address such as 127.0.0.1, ::1 or 0.0.0.0 (every interface), or localhost',
+    ],
+  },
+  {
+    name: "address list with a bad entry",
+    yaml: "forwards:\n  - {target: svc/a, ports: [80], address: [localhost, my-host]}\n",
+    errors: [
+      'kf.yaml:2:43: invalid address "localhost,my-host": "my-host" is not an address; use an IP address such as 127.0.0.1, ::1 or 0.0.0.0 (every interface), or localhost',
+    ],
+  },
+  {
+    name: "wildcard and a specific address overlap",
+    yaml: "forwards:\n  - {target: svc/a, ports: [80], address: '0.0.0.0,10.0.0.5'}\n",
+    errors: [
+      'kf.yaml:2:43: invalid address "0.0.0.0,10.0.0.5": 0.0.0.0 and 10.0.0.5 overlap: 0.0.0.0 already listens on every IPv4 address; keep one',
+    ],
+  },
+  {
+    name: "address a map",
+    yaml: "forwards:\n  - {target: svc/a, ports: [80], address: {ip: 10.0.0.5}}\n",
+    errors: ["kf.yaml:2:43: 'address' must be a string like 127.0.0.1, not a map"],
+  },
+  {
+    name: "a default port clashes with ::1 because localhost is both loopbacks",
+    yaml:
+      "forwards:\n  - {name: a, target: svc/a, ports: [8080]}\n  - {name: b, target: svc/b, ports: [8080], address: '::1'}\n",
+    errors: [
+      'kf.yaml:3:38: local port 8080 on ::1 is already used by forward "a" at kf.yaml:2:38; pick another local port, or 0 for a free one',
+    ],
+  },
 ];
 
 function configErrors(fn: () => unknown): ConfigErrors {
@@ -732,7 +792,7 @@ Deno.test("loadConfigFiles() reports problems across files in file order, each a
     assertReported(error, [
       `${b}:1:12: invalid namespace "Bad": use up to 63 lowercase letters, digits and '-', starting and ending with a letter or digit`,
       `${a}:2:12: forward name "api" is already used at ${b}:3:12; names must be unique, rename one`,
-      `${a}:2:42: local port 8080 on 127.0.0.1 is already used by forward "api" at ${b}:3:44; pick another local port, or 0 for a free one`,
+      `${a}:2:42: local port 8080 on localhost is already used by forward "api" at ${b}:3:44; pick another local port, or 0 for a free one`,
       `${a}:3:14: invalid target "job/x": kind "job" is not supported; use svc/NAME, deploy/NAME, sts/NAME, rs/NAME, pod/NAME or a bare pod name`,
     ], "two files");
   } finally {

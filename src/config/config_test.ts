@@ -62,7 +62,7 @@ forwards:
       namespace: "default",
       context: "dev",
       kubeconfig: "/home/me/.kube/config",
-      address: "127.0.0.1",
+      addresses: ["127.0.0.1"],
       podWaitTimeoutMs: 30_000,
       source: { file: "kf.yaml", line: 8, column: 5 },
     },
@@ -73,7 +73,7 @@ forwards:
       namespace: "data",
       context: "prod",
       kubeconfig: "/home/me/.kube/config",
-      address: "127.0.0.2",
+      addresses: ["127.0.0.2"],
       podWaitTimeoutMs: 10_000,
       source: { file: "kf.yaml", line: 11, column: 5 },
     },
@@ -100,7 +100,7 @@ Deno.test("parseConfigText() fills in defaults and derives names", () => {
     namespace: undefined,
     context: undefined,
     kubeconfig: undefined,
-    address: "127.0.0.1",
+    addresses: ["localhost"],
     podWaitTimeoutMs: 30_000,
     source: { file: "kf.yaml", line: 2, column: 5 },
   });
@@ -143,7 +143,7 @@ Deno.test("parseConfigText() lets port 0 and different addresses share a local p
   - {name: a, target: svc/a, ports: [0:80, 8080:80]}
   - {name: b, target: svc/b, ports: [0:80, :81]}
   - {name: c, target: svc/c, ports: [8080:80], address: 127.0.0.2}
-  - {name: d, target: svc/d, ports: [8080:80], address: "::1"}
+  - {name: d, target: svc/d, ports: [8080:80], address: "10.0.0.5"}
 `;
   assert.equal(parseConfigText(text, "kf.yaml").length, 4);
 });
@@ -298,11 +298,20 @@ Deno.test("parseConfigText() reports local ports used twice on overlapping addre
   - {name: a, target: svc/a, ports: [8080:80, 8080:81]}
   - {name: b, target: svc/b, ports: [9090:80], address: 0.0.0.0}
   - {name: c, target: svc/c, ports: [9090], address: localhost}
+  - {name: d, target: svc/d, ports: [8080], address: "::1"}
+  - {name: e, target: svc/e, ports: [7070], address: [10.0.0.5, "fe80::1"]}
+  - {name: f, target: svc/f, ports: [7070], address: "::"}
 `;
   assert.deepEqual(problems(text), [
-    `2:47 forwards[0].ports[1]: local port 8080 on 127.0.0.1 is already used by forward "a" at kf.yaml:2:38; ` +
+    `2:47 forwards[0].ports[1]: local port 8080 on localhost is already used by forward "a" at kf.yaml:2:38; ` +
     "pick another local port, or 0 for a free one",
     `4:38 forwards[2].ports[0]: local port 9090 on localhost is already used by forward "b" at kf.yaml:3:38; ` +
+    "pick another local port, or 0 for a free one",
+    // localhost is ::1 too
+    `5:38 forwards[3].ports[0]: local port 8080 on ::1 is already used by forward "a" at kf.yaml:2:38; ` +
+    "pick another local port, or 0 for a free one",
+    // :: takes the port on every address
+    `7:38 forwards[5].ports[0]: local port 7070 on :: is already used by forward "e" at kf.yaml:6:38; ` +
     "pick another local port, or 0 for a free one",
   ]);
 });
@@ -390,7 +399,7 @@ Deno.test("loadConfigFiles() checks names and ports across files, errors in file
     assert.ok(error.errors[1].reason.includes(`"api" (taken from its target) is already used at ${b}:2:14`));
     assert.ok(
       error.errors[2].reason.includes(
-        `local port 8080 on 127.0.0.1 is already used by forward "api" at ${b}:2:31`,
+        `local port 8080 on localhost is already used by forward "api" at ${b}:2:31`,
       ),
     );
   } finally {
@@ -443,7 +452,7 @@ Deno.test("adHocForward() builds a spec from flags", () => {
     namespace: "dev",
     context: undefined,
     kubeconfig: undefined,
-    address: "127.0.0.1",
+    addresses: ["localhost"],
     podWaitTimeoutMs: 30_000,
   });
   const bySelector = adHocForward({
@@ -455,7 +464,7 @@ Deno.test("adHocForward() builds a spec from flags", () => {
   });
   assert.equal(bySelector.name, "db");
   assert.deepEqual(bySelector.target, { kind: "selector", selector: "app=db" });
-  assert.equal(bySelector.address, "0.0.0.0");
+  assert.deepEqual(bySelector.addresses, ["0.0.0.0"]);
   assert.equal(bySelector.podWaitTimeoutMs, 1000);
   assert.equal(adHocForward({ selector: "!canary", ports: ["1"] }).name, "forward");
   assert.equal(adHocForward({ target: "pod/p", ports: ["1"], name: "mine" }).name, "mine");

@@ -22,6 +22,8 @@ export type {
   Transport,
 } from "./config.ts";
 export { ConfigError, ConfigErrors } from "./config_error.ts";
+export { addressesOverlap, isLoopback, listenHosts, parseAddresses } from "./settings.ts";
+export type { ListenHost } from "./settings.ts";
 export type { ConfigErrorOptions } from "./config_error.ts";
 export { DurationError } from "./duration.ts";
 export { formatPortMapping, parsePortMapping, PortMappingError } from "./ports.ts";

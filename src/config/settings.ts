@@ -13,8 +13,12 @@ import { DurationError, parseDuration } from "./duration.ts";
 export type Transport = "auto" | "websocket" | "spdy";
 export const TRANSPORTS: readonly Transport[] = ["auto", "websocket", "spdy"];
 
-/** Loopback only: a forward exposes cluster services, so listening on the network must be asked for. */
-export const DEFAULT_ADDRESS = "127.0.0.1";
+/**
+ * Loopback only, as with kubectl: a forward exposes cluster services, so listening on the network must be
+ * asked for. `localhost` means both 127.0.0.1 and ::1 (where the host has IPv6 loopback), so clients that
+ * resolve localhost to either reach the forward.
+ */
+export const DEFAULT_ADDRESS = "localhost";
 /**
  * Long enough for a rolling restart to bring up a replacement pod, short enough that a client gets an
  * error instead of hanging when nothing will ever be ready.
@@ -27,7 +31,8 @@ export interface Settings {
   context?: string;
   /** A leading `~` is expanded; a relative path is resolved by the caller's `resolvePath`. */
   kubeconfig?: string;
-  address?: string;
+  /** Where to listen: IP addresses or `localhost`, at least one, none overlapping another. */
+  addresses?: string[];
   podWaitTimeoutMs?: number;
   transport?: Transport;
 }
@@ -37,6 +42,7 @@ export interface FlagSettings {
   namespace?: string;
   context?: string;
   kubeconfig?: string;
+  /** One address or a comma-separated list, e.g. `localhost,10.0.0.5`. */
   address?: string;
   /** A duration like `30s`; a bare number is seconds. */
   podWaitTimeout?: string;
@@ -57,6 +63,8 @@ export interface SettingRule<K extends keyof Settings = keyof Settings> {
   readonly example: string;
   /** YAML numbers are valid too (durations: seconds), not only strings. */
   readonly acceptsNumber?: boolean;
+  /** A YAML list of strings is valid too, read as the comma-separated list of its items. */
+  readonly acceptsList?: boolean;
   /**
    * The value to use, or why `raw` cannot be used (a reason that says how to fix it). `resolvePath` turns
    * a relative path into the one to use: relative to a config file, or unchanged for a flag.
@@ -95,15 +103,13 @@ const kubeconfig: SettingRule<"kubeconfig"> = {
     raw === "" ? { problem: "it is empty; give a file path" } : { value: resolvePath(String(raw)) },
 };
 
-const address: SettingRule<"address"> = {
-  setting: "address",
+const address: SettingRule<"addresses"> = {
+  setting: "addresses",
   key: "address",
   flag: "--address",
   example: "127.0.0.1",
-  parse: (raw) => {
-    const problem = addressProblem(String(raw));
-    return problem ? { problem } : { value: String(raw) };
-  },
+  acceptsList: true,
+  parse: (raw) => parseAddresses(String(raw)),
 };
 
 const podWaitTimeout: SettingRule<"podWaitTimeoutMs"> = {
@@ -147,7 +153,7 @@ const FLAG_NAMES: Record<keyof Settings, keyof FlagSettings> = {
   namespace: "namespace",
   context: "context",
   kubeconfig: "kubeconfig",
-  address: "address",
+  addresses: "address",
   podWaitTimeoutMs: "podWaitTimeout",
   transport: "transport",
 };
@@ -191,7 +197,84 @@ function namespaceProblem(namespace: string): string | undefined {
   return "use up to 63 lowercase letters, digits and '-', starting and ending with a letter or digit";
 }
 
-function addressProblem(address: string): string | undefined {
-  if (address === "localhost" || isIP(address) !== 0) return undefined;
-  return "use an IP address such as 127.0.0.1, ::1 or 0.0.0.0 (every interface), or localhost";
+// ------------------------------------------------------------------------------------------ addresses
+
+const ADDRESS_EXAMPLES =
+  "use an IP address such as 127.0.0.1, ::1 or 0.0.0.0 (every interface), or localhost";
+
+/** `localhost,10.0.0.5` -> ["localhost", "10.0.0.5"]; each must be an IP address or localhost, none twice. */
+export function parseAddresses(text: string): RuleResult<string[]> {
+  const items = text.split(",").map((item) => item.trim());
+  if (items.every((item) => item === "")) return { problem: `it is empty; ${ADDRESS_EXAMPLES}` };
+  if (items.some((item) => item === "")) {
+    return { problem: "it has an empty entry between commas; remove the extra ','" };
+  }
+  for (const item of items) {
+    if (item !== "localhost" && isIP(item) === 0) {
+      return {
+        problem: items.length > 1 ? `"${item}" is not an address; ${ADDRESS_EXAMPLES}` : ADDRESS_EXAMPLES,
+      };
+    }
+  }
+  const addresses = items.map((item) => item === "localhost" ? item : item.toLowerCase());
+  for (let i = 0; i < addresses.length; i++) {
+    for (let j = 0; j < i; j++) {
+      if (addressesOverlap([addresses[j]], [addresses[i]])) {
+        return { problem: overlapProblem(addresses[j], addresses[i]) };
+      }
+    }
+  }
+  return { value: addresses };
+}
+
+function overlapProblem(a: string, b: string): string {
+  if (a === b) return `${a} is listed twice; list each address once`;
+  const wildcard = [a, b].find((x) => x === "::" || x === "0.0.0.0");
+  if (wildcard) {
+    const every = wildcard === "::" ? "every address" : "every IPv4 address";
+    return `${a} and ${b} overlap: ${wildcard} already listens on ${every}; keep one`;
+  }
+  return `${a} and ${b} overlap: localhost is 127.0.0.1 and ::1; keep one`;
+}
+
+/** One socket to listen on for a forward address. */
+export interface ListenHost {
+  /** What to bind: an IP address. */
+  hostname: string;
+  /**
+   * True for ::1 from `localhost`: skipped when the host has no IPv6 loopback (as kubectl does). Any
+   * other failure, such as the port being taken, still fails the forward, because a client that
+   * resolves localhost to ::1 would then reach whatever holds it.
+   */
+  skipIfUnavailable: boolean;
+}
+
+/** The sockets behind a forward's addresses: `localhost` is 127.0.0.1 and ::1, as with kubectl. */
+export function listenHosts(addresses: readonly string[]): ListenHost[] {
+  return addresses.flatMap((address) =>
+    address === "localhost"
+      ? [{ hostname: "127.0.0.1", skipIfUnavailable: false }, { hostname: "::1", skipIfUnavailable: true }]
+      : [{ hostname: address, skipIfUnavailable: false }]
+  );
+}
+
+/** Whether an address only accepts connections from this machine. */
+export function isLoopback(address: string): boolean {
+  if (address === "localhost") return true;
+  if (isIP(address) === 4) return address.startsWith("127.");
+  const lower = address.toLowerCase();
+  return lower === "::1" || lower === "0:0:0:0:0:0:0:1" || /^::ffff:127\./.test(lower);
+}
+
+/** Whether listening on both address lists with the same port would fail with "address in use". */
+export function addressesOverlap(a: readonly string[], b: readonly string[]): boolean {
+  const hosts = (list: readonly string[]) => listenHosts(list).map((host) => host.hostname.toLowerCase());
+  const [xs, ys] = [hosts(a), hosts(b)];
+  return xs.some((x) =>
+    ys.some((y) => {
+      if (x === y || x === "::" || y === "::") return true;
+      // 0.0.0.0 takes the port on every IPv4 interface
+      return (x === "0.0.0.0" && isIP(y) === 4) || (y === "0.0.0.0" && isIP(x) === 4);
+    })
+  );
 }

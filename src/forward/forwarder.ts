@@ -1,13 +1,14 @@
 /** One forward (one config entry): its local listeners, the pod it uses now, and every connection it carries. */
 
 import type { ForwardSpec, Transport } from "../config/mod.ts";
-import { formatTarget } from "../config/mod.ts";
+import { formatTarget, listenHosts } from "../config/mod.ts";
 import type { Clock } from "../clock.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { ApiError } from "../kube/errors.ts";
 import type { Pod } from "../kube/types.ts";
 import type { SharedWatches } from "../watch/mod.ts";
 import { LocalListenError, NoReadyPodError } from "./errors.ts";
+import { type BoundListener, ListenFailure, listenOnHosts } from "./listen.ts";
 import { choosePod, type Endpoint, endpointFor, isPodReady } from "./picker.ts";
 import type { ForwardState, ForwardStatus } from "./status.ts";
 import { TargetWatch } from "./target_watch.ts";
@@ -31,7 +32,8 @@ export type ForwardEvent =
 interface PortRuntime {
   remote: number | string;
   localPort: number;
-  listener: Deno.TcpListener;
+  /** One per host of the forward's addresses (127.0.0.1 and ::1 for localhost), all on localPort. */
+  listeners: BoundListener[];
   prewarm: Prewarm;
 }
 
@@ -101,23 +103,25 @@ export class Forward {
     try {
       for (const mapping of this.spec.ports) this.#ports.push(this.#listen(mapping.local, mapping.remote));
     } catch (error) {
-      for (const port of this.#ports) port.listener.close();
+      for (const port of this.#ports) for (const { listener } of port.listeners) listener.close();
       this.#ports.length = 0;
       this.#fail(error as Error);
       throw error;
     }
     this.#target.subscribe(() => this.#onTargetChange());
     this.#target.start(this.#abort.signal);
-    for (const port of this.#ports) this.#accepting.push(this.#acceptLoop(port));
+    for (const port of this.#ports) {
+      for (const { listener } of port.listeners) this.#accepting.push(this.#acceptLoop(port, listener));
+    }
     this.#onTargetChange();
   }
 
   /** Stops accepting, lets open connections finish for up to graceMs, then cuts them. */
   async stop(graceMs = 2_000): Promise<void> {
     if (this.#abort.signal.aborted) return;
-    for (const port of this.#ports) {
+    for (const { listener } of this.#ports.flatMap((port) => port.listeners)) {
       try {
-        port.listener.close();
+        listener.close();
       } catch {
         // already closed
       }
@@ -149,11 +153,9 @@ export class Forward {
       target: formatTarget(this.spec.target),
       context: this.#deps.client.contextName,
       namespace: this.namespace,
-      listeners: this.#ports.map((p) => ({
-        address: this.spec.address,
-        port: p.localPort,
-        remote: p.remote,
-      })),
+      listeners: this.#ports.flatMap((p) =>
+        p.listeners.map((l) => ({ address: l.hostname, port: p.localPort, remote: p.remote }))
+      ),
       state: this.#state,
       pod: this.#pod,
       openConnections: this.#tunnels.size,
@@ -167,33 +169,40 @@ export class Forward {
   }
 
   #listen(localPort: number, remote: number | string): PortRuntime {
-    let listener: Deno.TcpListener;
+    let bound: ReturnType<typeof listenOnHosts>;
     try {
-      listener = Deno.listen({ hostname: this.spec.address, port: localPort, transport: "tcp" });
+      bound = listenOnHosts(listenHosts(this.spec.addresses), localPort);
     } catch (error) {
-      const where = `${this.spec.address}:${localPort}`;
-      if (error instanceof Deno.errors.AddrInUse) {
+      if (!(error instanceof ListenFailure)) throw error;
+      const where = error.hostname.includes(":")
+        ? `[${error.hostname}]:${error.port}`
+        : `${error.hostname}:${error.port}`;
+      if (error.cause instanceof Deno.errors.AddrInUse) {
         throw new LocalListenError(
           `Forward '${this.spec.name}': cannot listen on ${where}: address already in use`,
           {
             hint:
-              `stop what uses it (kf ps; lsof -i :${localPort}) or pick another local port (0:${remote} = any free)`,
-            cause: error,
+              `stop what uses it (kf ps; lsof -i :${error.port}) or pick another local port (0:${remote} = any free)` +
+              // localhost is both loopbacks; IPv4 alone is a way out when only ::1 is taken
+              (error.hostname === "::1" && this.spec.addresses.includes("localhost")
+                ? ", or listen on IPv4 only with --address 127.0.0.1"
+                : ""),
+            cause: error.cause,
           },
         );
       }
       throw new LocalListenError(
-        `Forward '${this.spec.name}': cannot listen on ${where}: ${(error as Error).message}`,
-        { hint: "use a local address of this machine, e.g. 127.0.0.1", cause: error },
+        `Forward '${this.spec.name}': cannot listen on ${where}: ${(error.cause as Error).message}`,
+        { hint: "use a local address of this machine, e.g. 127.0.0.1", cause: error.cause },
       );
     }
     const prewarm = new Prewarm(this.#open, { clock: this.#deps.clock, signal: this.#abort.signal });
-    return { remote, localPort: (listener.addr as Deno.NetAddr).port, listener, prewarm };
+    return { remote, localPort: bound.port, listeners: bound.listeners, prewarm };
   }
 
-  async #acceptLoop(port: PortRuntime): Promise<void> {
+  async #acceptLoop(port: PortRuntime, listener: Deno.TcpListener): Promise<void> {
     try {
-      for await (const conn of port.listener) {
+      for await (const conn of listener) {
         conn.setNoDelay(true);
         conn.setKeepAlive(true);
         this.#serve(port, conn);

@@ -109,7 +109,9 @@ export class ForwardSession {
         // unknown when the kubeconfig itself failed to load
         context: client?.contextName ?? spec.context ?? "",
         namespace: spec.namespace ?? client?.defaultNamespace ?? "",
-        listeners: spec.ports.map((p) => ({ address: spec.address, port: p.local, remote: p.remote })),
+        listeners: spec.ports.flatMap((p) =>
+          spec.addresses.map((address) => ({ address, port: p.local, remote: p.remote }))
+        ),
         state: "failed" as const,
         openConnections: 0,
         totalConnections: 0,

@@ -184,6 +184,28 @@ export function freePort(): number {
   return port;
 }
 
+/** Whether this machine has IPv6 loopback (::1): kf's default address `localhost` then listens there too. */
+export const HAS_IPV6_LOOPBACK: boolean = (() => {
+  try {
+    Deno.listen({ hostname: "::1", port: 0 }).close();
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/** The listeners kf reports for `port` on its default address: 127.0.0.1, and ::1 where the host has it. */
+export function defaultListeners(port: number, remote: number | string) {
+  return HAS_IPV6_LOOPBACK
+    ? [{ address: "127.0.0.1", port, remote }, { address: "::1", port, remote }]
+    : [{ address: "127.0.0.1", port, remote }];
+}
+
+/** How `kf ps` and the live table show the default address: "127.0.0.1+[::1]:PORT" (regex source). */
+export function defaultLocal(port: number): string {
+  return `127\\.0\\.0\\.1${HAS_IPV6_LOOPBACK ? "\\+\\[::1\\]" : ""}:${port}`;
+}
+
 /** A fresh private state dir for one test. */
 export function tempStateDir(): string {
   const dir = Deno.makeTempDirSync({ prefix: "kf-state-" });
@@ -204,12 +226,17 @@ export interface HttpResult {
  * One HTTP GET on a NEW connection (Connection: close), like a curl loop: each request goes through
  * the forward's connection handling, which is what pod churn tests must exercise.
  */
-export async function httpGet(port: number, path = "/", timeoutMs = 35_000): Promise<HttpResult> {
+export async function httpGet(
+  port: number,
+  path = "/",
+  timeoutMs = 35_000,
+  hostname = "127.0.0.1",
+): Promise<HttpResult> {
   const startedAt = performance.now();
   let conn: Deno.TcpConn | undefined;
   const timer = setTimeout(() => conn?.close(), timeoutMs);
   try {
-    conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conn = await Deno.connect({ hostname, port });
     conn.setNoDelay(true);
     await conn.write(
       new TextEncoder().encode(`GET ${path} HTTP/1.1\r\nHost: kf\r\nConnection: close\r\n\r\n`),

@@ -3,7 +3,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
+  defaultListeners,
+  defaultLocal,
   freePort,
+  HAS_IPV6_LOOPBACK,
   httpGet,
   kf,
   kubectl,
@@ -289,7 +292,7 @@ Deno.test("kf forward shows a live table on a terminal and NDJSON events with -o
     const proc = new Proc("script", ["-qfec", command, "/dev/null"], { ...stateEnv(), COLUMNS: "200" });
     try {
       await proc.waitFor(/NAME\s+LOCAL\s+TARGET\s+POD\s+STATE\s+CONN\s+IN\s+OUT/);
-      await proc.waitFor(new RegExp(`echo\\s+127\\.0\\.0\\.1:${port}->80\\s+svc/echo.*\\s+ready\\s+0/0`));
+      await proc.waitFor(new RegExp(`echo\\s+${defaultLocal(port)}->80\\s+svc/echo.*\\s+ready\\s+0/0`));
       assert.equal((await httpGet(port)).status, 200);
       await proc.waitFor(/ready\s+0\/1/);
     } finally {
@@ -306,7 +309,7 @@ Deno.test("kf forward shows a live table on a terminal and NDJSON events with -o
       const ready = events.find((e) => e.state === "ready");
       assert.equal(ready.event, "status");
       assert.equal(ready.name, "echo");
-      assert.deepEqual(ready.listeners, [{ address: "127.0.0.1", port, remote: 80 }]);
+      assert.deepEqual(ready.listeners, defaultListeners(port, 80));
       assert.match(ready.pod, /^echo-/);
     } finally {
       await proc.stop();
@@ -410,4 +413,51 @@ Deno.test("kf forward (auto transport) falls back to SPDY when RBAC grants only 
   } finally {
     await setVerbs(["get", "create"]);
   }
+});
+
+Deno.test("kf forward on the default address answers on 127.0.0.1 and [::1], with one free port for both", async (t) => {
+  await resetEcho();
+  if (!HAS_IPV6_LOOPBACK) console.log("this host has no IPv6 loopback: only the 127.0.0.1 half is checked");
+  const hosts = HAS_IPV6_LOOPBACK ? ["127.0.0.1", "::1"] : ["127.0.0.1"];
+  const answersOnEvery = async (port: number) => {
+    for (const hostname of hosts) {
+      const result = await httpGet(port, "/", 35_000, hostname);
+      assert.equal(result.status, 200, `${hostname}:${port}: ${result.error ?? result.status}`);
+      assert.match(result.body ?? "", /echo-/, `${hostname}: the pod answered`);
+    }
+  };
+  await t.step("a chosen port, listed as both addresses in kf ps", async () => {
+    const port = freePort();
+    const env = stateEnv();
+    const proc = startKf(["forward", "svc/echo", `${port}:80`], env);
+    try {
+      await proc.waitFor(/ready pod=/);
+      for (const hostname of hosts) {
+        const shown = hostname.includes(":") ? `\\[${hostname}\\]` : hostname.replaceAll(".", "\\.");
+        await proc.waitFor(new RegExp(`^Forwarding ${shown}:${port} -> svc/echo:80$`, "m"));
+      }
+      await answersOnEvery(port);
+      const ps = await kf(["ps"], { env });
+      assert.match(ps.stdout, new RegExp(` echo +${defaultLocal(port)} `), ps.stdout);
+      const json = JSON.parse((await kf(["ps", "-o", "json"], { env })).stdout);
+      assert.deepEqual(json.sessions[0].forwards[0].listeners, defaultListeners(port, 80));
+    } finally {
+      await proc.stop();
+    }
+  });
+  await t.step("port 0: the same free port on both, as kubectl does", async () => {
+    const proc = startKf(["forward", "svc/echo", "0:80", "-o", "json"], stateEnv());
+    try {
+      await proc.waitFor(/"state":"ready"/);
+      const ready = proc.lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l)).find((e) =>
+        e.state === "ready"
+      );
+      const port = ready.listeners[0].port;
+      assert.ok(port > 0);
+      assert.deepEqual(ready.listeners, defaultListeners(port, 80));
+      await answersOnEvery(port);
+    } finally {
+      await proc.stop();
+    }
+  });
 });

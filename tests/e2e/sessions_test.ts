@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { SessionRecord } from "../../src/state/mod.ts";
 import {
+  defaultLocal,
   freePort,
   httpGet,
   kf,
@@ -770,7 +771,7 @@ Deno.test("kf ps -o json shows the current pod, state, connection counts and byt
     assert.match(
       table.stdout,
       new RegExp(
-        `^${session.id} +${session.pid} .* web +127\\.0\\.0\\.1:${port} .* ${web.pod} +ready +0/5 `,
+        `^${session.id} +${session.pid} .* web +${defaultLocal(port)} .* ${web.pod} +ready +0/5 `,
         "m",
       ),
     );
