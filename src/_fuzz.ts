@@ -414,7 +414,16 @@ export async function runIterations(
     // every iteration, so a hang names its input exactly (a message costs microseconds)
     post({ type: "progress", iteration: i - 1 });
     const rng = Prng.forIteration(request.seed, i);
-    const input = fuzzTarget.input(rng, i);
+    let input: unknown;
+    try {
+      input = fuzzTarget.input(rng, i);
+    } catch (error) {
+      const detail = error instanceof Error
+        ? `${error.name}: ${error.message}\n${error.stack ?? ""}`
+        : String(error);
+      post({ type: "failure", iteration: i, input: "(the input generator failed)", error: detail });
+      return;
+    }
     try {
       await fuzzTarget.run(input);
     } catch (error) {

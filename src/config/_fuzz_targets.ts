@@ -6,6 +6,8 @@
  */
 
 import assert from "node:assert/strict";
+import { isMap, isPair, isSeq, parseDocument, visit } from "yaml";
+import type { Pair } from "yaml";
 import { type FuzzTarget, mutateText, type Prng } from "../_fuzz.ts";
 import { parseConfigText } from "./config.ts";
 import { ConfigErrors } from "./config_error.ts";
@@ -74,6 +76,117 @@ const CONFIG_WORDS = [
 
 const HOME = { homeDir: "/home/fuzz" };
 
+/** Values a user might put anywhere: valid ones of every setting, near misses, and wrong types. */
+const VALUES: unknown[] = [
+  "svc/api",
+  "deploy/web",
+  "pod/",
+  "job/x",
+  "",
+  " ",
+  "8080:80",
+  "0:http",
+  ":80",
+  "1:2:3",
+  0,
+  -1,
+  80,
+  65536,
+  1.5,
+  "30s",
+  "-5s",
+  "1000h",
+  "soon",
+  "localhost",
+  "localhost,::1",
+  "10.0.0.5, 0.0.0.0",
+  "::",
+  "my-host",
+  "Bad_NS",
+  "dev",
+  "a".repeat(300),
+  "app=db",
+  "app in (a",
+  "!canary",
+  "auto",
+  "spdy",
+  "quic",
+  true,
+  null,
+  [],
+  ["8080:80"],
+  [80, "x"],
+  ["localhost", 5],
+  {},
+  { target: "svc/a" },
+  { target: "svc/b", ports: [81] },
+];
+const KEYS = [
+  "name",
+  "target",
+  "selector",
+  "ports",
+  "namespace",
+  "context",
+  "kubeconfig",
+  "address",
+  "podWaitTimeout",
+  "transport",
+  "forwards",
+  "prots",
+  "Target",
+  "ns",
+  "<<",
+  "service",
+  "port",
+];
+
+/**
+ * Structure-aware edit: parse a valid config, change one node of its tree (replace a value, drop or
+ * duplicate a pair or item, rename a key), and print it again. The result is valid YAML that is often
+ * almost a valid config, so it reaches the semantic checks instead of the YAML syntax errors.
+ */
+function mutateTree(rng: Prng, text: string): string {
+  try {
+    return editTree(rng, text);
+  } catch {
+    // an edit the yaml library cannot print (e.g. an alias left without its anchor): keep the original
+    return text;
+  }
+}
+
+function editTree(rng: Prng, text: string): string {
+  const doc = parseDocument(text);
+  if (doc.errors.length > 0) return text;
+  const sites: Array<{ parent: { items: unknown[] }; index: number }> = [];
+  visit(doc, {
+    Map: (_key, node) => node.items.forEach((_item, index) => sites.push({ parent: node, index })),
+    Seq: (_key, node) => node.items.forEach((_item, index) => sites.push({ parent: node, index })),
+  });
+  if (sites.length === 0) return text;
+  const { parent, index } = rng.pick(sites);
+  const item = parent.items[index];
+  switch (rng.int(4)) {
+    case 0: { // a new value
+      const value = doc.createNode(rng.pick(VALUES));
+      if (isPair(item)) (item as Pair).value = value;
+      else parent.items[index] = value;
+      break;
+    }
+    case 1: // drop it
+      parent.items.splice(index, 1);
+      break;
+    case 2: // say it twice (a map's pair under another key, or the same list item again)
+      if (isPair(item)) parent.items.splice(index, 0, doc.createPair(rng.pick(KEYS), (item as Pair).value));
+      else if (!isMap(item) && !isSeq(item)) parent.items.splice(index, 0, item);
+      else parent.items.splice(index, 0, doc.createNode(JSON.parse(JSON.stringify(doc.toJS()))));
+      break;
+    default: // another key
+      if (isPair(item)) parent.items[index] = doc.createPair(rng.pick(KEYS), (item as Pair).value);
+  }
+  return doc.toString();
+}
+
 export const targets: Record<string, FuzzTarget<string>> = {
   configParser: {
     input(rng: Prng): string {
@@ -81,7 +194,7 @@ export const targets: Record<string, FuzzTarget<string>> = {
       let text = rng.pick(CONFIG_SEEDS);
       // mostly one round of edits, so many inputs stay close enough to valid to reach the deeper checks
       for (let i = 0, n = rng.chance(0.7) ? 1 : 2 + rng.int(3); i < n; i++) {
-        text = mutateText(rng, text, CONFIG_WORDS);
+        text = rng.chance(0.5) ? mutateTree(rng, text) : mutateText(rng, text, CONFIG_WORDS);
       }
       return text;
     },
