@@ -17,5 +17,7 @@ self.onmessage = async (event) => {
   await module.prepare?.();
   const target = module.targets[request.target];
   if (!target) throw new Error(`no fuzz target "${request.target}" in ${request.module}`);
+  // the hang deadline starts now, not while the module was type-checked and imported
+  self.postMessage({ type: "ready" });
   await runIterations(target, request, (message) => self.postMessage(message));
 };
