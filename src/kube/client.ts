@@ -12,6 +12,7 @@ import { Credentials, loadKubeconfig } from "./kubeconfig.ts";
 import WebSocket from "ws";
 import type { Socket } from "node:net";
 import { connectApiServer, type GatedSocket } from "./conn_socket.ts";
+import { NativeWebSocket, UpgradeRefusedError } from "./native_websocket.ts";
 import { ApiError, ApiUnreachableError, KubeconfigError, type RequestPurpose } from "./errors.ts";
 
 export interface KubeClientOptions {
@@ -163,6 +164,26 @@ export class KubeClient {
     const tls = await this.httpsOptions();
     const url = this.url(apiPath, options.query);
     url.protocol = url.protocol === "http:" ? "ws:" : "wss:";
+    const native = nativeTlsOptions(tls);
+    if (native) {
+      try {
+        const ws = await NativeWebSocket.connect(url, {
+          ...native,
+          protocols: options.protocols,
+          signal: options.signal,
+          handshakeTimeoutMs: options.timeoutMs,
+        });
+        // holders learn of failures from "close"; an unheard error must never crash the process
+        ws.on("error", () => {});
+        return ws as unknown as WebSocket;
+      } catch (error) {
+        if (options.signal?.aborted) throw options.signal.reason;
+        if (error instanceof UpgradeRefusedError) {
+          throw apiErrorFrom(error.status, error.body, options.purpose);
+        }
+        throw this.#networkError(error);
+      }
+    }
     let raw: GatedSocket | undefined;
     const socket = new WebSocket(url, options.protocols, {
       createConnection: () => {
@@ -366,4 +387,29 @@ export function kubeconfigFiles(explicit?: string): string[] {
   if (files.length > 0) return files;
   const fallback = path.join(os.homedir(), ".kube", "config");
   return fs.existsSync(fallback) ? [fallback] : [];
+}
+
+/**
+ * Settings for Deno's native TLS when the connection needs nothing it lacks: no client certificate (it cannot
+ * set TCP_NODELAY with one) and verification on. Undefined means: use node:tls (src/kube/conn_socket.ts).
+ * KF_WEBSOCKET_TLS=node forces node:tls (for comparisons and as an escape hatch).
+ */
+function nativeTlsOptions(
+  tls: https.RequestOptions,
+): { caCerts?: string[]; headers: Record<string, string> } | undefined {
+  if (Deno.env.get("KF_WEBSOCKET_TLS") === "node") return undefined;
+  if (tls.cert || tls.key || tls.pfx || tls.rejectUnauthorized === false) return undefined;
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(tls.headers ?? {})) {
+    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : String(value);
+  }
+  if (tls.auth) headers.Authorization = `Basic ${btoa(tls.auth)}`;
+  const pem = (value: unknown): string[] =>
+    Array.isArray(value)
+      ? value.flatMap(pem)
+      : value === undefined || value === null
+      ? []
+      : [typeof value === "string" ? value : new TextDecoder().decode(value as Uint8Array)];
+  const caCerts = pem(tls.ca);
+  return { caCerts: caCerts.length ? caCerts : undefined, headers };
 }

@@ -1,0 +1,421 @@
+/**
+ * A WebSocket client on Deno's native TLS, for API servers reached without a client certificate (bearer
+ * tokens, exec plugins that return tokens: most managed clusters).
+ *
+ * Why: `node:tls` over a JavaScript socket (src/kube/conn_socket.ts) costs ~5x the CPU per message of Deno's
+ * native TLS (measured: ~100-170 µs vs ~15-20 µs per 64-byte round trip), and that CPU is what limits kf with
+ * many concurrent connections (pgbench, redis-benchmark). Deno's native TLS cannot set TCP_NODELAY when it
+ * dials with a client certificate (`Deno.connectTls`), but `Deno.startTls` upgrades a TCP connection that
+ * already has TCP_NODELAY; it takes no client certificate, hence "without one". Reads are pulled, so pausing
+ * really stops reading and TCP backpressure reaches the server.
+ *
+ * It implements the part of the `ws` interface kf uses: readyState, protocol, send(data, callback), ping(),
+ * pause(), resume(), close(), terminate(), and the events message (Uint8Array), pong, close, error.
+ */
+
+import { EventEmitter } from "node:events";
+import { concatBytes } from "../bytes.ts";
+
+const CONNECTING = 0;
+const OPEN = 1;
+const CLOSING = 2;
+const CLOSED = 3;
+
+const OP_CONTINUATION = 0x0;
+const OP_TEXT = 0x1;
+const OP_BINARY = 0x2;
+const OP_CLOSE = 0x8;
+const OP_PING = 0x9;
+const OP_PONG = 0xa;
+
+/** Messages larger than this end the connection (a broken or hostile server). */
+const MAX_MESSAGE = 64 * 1024 * 1024;
+/** Frames in one tick are written together up to this size; larger payloads go out on their own. */
+const JOIN_LIMIT = 16 * 1024;
+const HANDSHAKE_LIMIT = 64 * 1024;
+const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/** The server answered the upgrade with something other than 101: status and body for typed errors. */
+export class UpgradeRefusedError extends Error {
+  override name = "UpgradeRefusedError";
+  readonly status: number;
+  readonly body: string;
+  constructor(status: number, body: string) {
+    super(`the server refused the WebSocket upgrade: ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+export interface NativeWebSocketOptions {
+  /** PEM certificates to trust; default: the system's. */
+  caCerts?: string[];
+  headers?: Record<string, string>;
+  protocols: string[];
+  signal?: AbortSignal;
+  /** @default 10000 */
+  handshakeTimeoutMs?: number;
+}
+
+/** Server -> client frames (never masked); collects fragmented messages. */
+export class FrameParser {
+  #buffer = new Uint8Array(0);
+  #fragments: Uint8Array[] = [];
+  #fragmentBytes = 0;
+  #fragmentOpcode = 0;
+
+  /** Feeds bytes; calls onFrame for every complete message or control frame. Throws on protocol errors. */
+  push(bytes: Uint8Array, onFrame: (opcode: number, payload: Uint8Array) => void): void {
+    let data = this.#buffer.length ? concatBytes([this.#buffer, bytes]) : bytes;
+    for (;;) {
+      if (data.length < 2) break;
+      const fin = (data[0] & 0x80) !== 0;
+      const opcode = data[0] & 0x0f;
+      if (data[0] & 0x70) throw new Error("WebSocket frame with reserved bits set");
+      if (data[1] & 0x80) throw new Error("WebSocket frame from the server is masked");
+      let length = data[1] & 0x7f;
+      let offset = 2;
+      if (length === 126) {
+        if (data.length < 4) break;
+        length = (data[2] << 8) | data[3];
+        offset = 4;
+      } else if (length === 127) {
+        if (data.length < 10) break;
+        const high = (data[2] << 24 >>> 0) + (data[3] << 16) + (data[4] << 8) + data[5];
+        if (high !== 0) throw new Error("WebSocket frame too large");
+        length = (data[6] << 24 >>> 0) + (data[7] << 16) + (data[8] << 8) + data[9];
+        offset = 10;
+      }
+      if (length > MAX_MESSAGE) throw new Error("WebSocket frame too large");
+      if (data.length < offset + length) break;
+      const payload = data.subarray(offset, offset + length);
+      data = data.subarray(offset + length);
+      if (opcode >= OP_CLOSE) {
+        if (!fin || length > 125) throw new Error("fragmented or oversized WebSocket control frame");
+        onFrame(opcode, payload);
+        continue;
+      }
+      if (opcode !== OP_CONTINUATION) {
+        if (this.#fragments.length) throw new Error("WebSocket message started inside another");
+        if (fin) {
+          onFrame(opcode, payload);
+          continue;
+        }
+        this.#fragmentOpcode = opcode;
+      } else if (!this.#fragments.length) throw new Error("WebSocket continuation without a message");
+      // copy: the payload points into a buffer that the next read may reuse
+      this.#fragments.push(payload.slice());
+      this.#fragmentBytes += payload.length;
+      if (this.#fragmentBytes > MAX_MESSAGE) throw new Error("WebSocket message too large");
+      if (fin) {
+        const message = concatBytes(this.#fragments);
+        this.#fragments = [];
+        this.#fragmentBytes = 0;
+        onFrame(this.#fragmentOpcode, message);
+      }
+    }
+    // keep the unparsed tail; copy it so it does not pin a large read buffer
+    this.#buffer = data.length ? data.slice() : new Uint8Array(0);
+  }
+}
+
+/** The header of a client frame with an all-zero mask key (no XOR needed; kf is no browser). */
+export function frameHeader(opcode: number, length: number): Uint8Array {
+  const size = length < 126 ? 2 : length < 65536 ? 4 : 10;
+  const header = new Uint8Array(size + 4);
+  header[0] = 0x80 | opcode;
+  if (length < 126) header[1] = 0x80 | length;
+  else if (length < 65536) {
+    header[1] = 0x80 | 126;
+    header[2] = length >> 8;
+    header[3] = length & 0xff;
+  } else {
+    header[1] = 0x80 | 127;
+    const high = Math.floor(length / 2 ** 32);
+    new DataView(header.buffer).setUint32(2, high);
+    new DataView(header.buffer).setUint32(6, length >>> 0);
+  }
+  return header;
+}
+
+async function acceptKey(key: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(key + GUID));
+  return btoa(String.fromCharCode(...new Uint8Array(digest)));
+}
+
+export class NativeWebSocket extends EventEmitter {
+  readyState = CONNECTING;
+  protocol = "";
+  readonly #conn: Deno.TlsConn | Deno.TcpConn;
+  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #parser = new FrameParser();
+  #paused = false;
+  #resumed?: PromiseWithResolvers<void>;
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  #callbacks: ((error?: Error) => void)[] = [];
+  #flushing = false;
+
+  private constructor(conn: Deno.TlsConn | Deno.TcpConn, protocol: string) {
+    super();
+    this.#conn = conn;
+    this.protocol = protocol;
+    this.#reader = conn.readable.getReader();
+    this.#writer = conn.writable.getWriter();
+  }
+
+  /** Dials, upgrades and resolves once the server switched protocols. */
+  static async connect(url: URL, options: NativeWebSocketOptions): Promise<NativeWebSocket> {
+    const secure = url.protocol === "wss:" || url.protocol === "https:";
+    const hostname = url.hostname.replace(/^\[|\]$/g, "");
+    const port = Number(url.port || (secure ? 443 : 80));
+    const timeout = AbortSignal.timeout(options.handshakeTimeoutMs ?? 10_000);
+    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    signal.throwIfAborted();
+    const tcp = await Deno.connect({ hostname, port });
+    let conn: Deno.TcpConn | Deno.TlsConn = tcp;
+    const onAbort = () => {
+      try {
+        conn.close();
+      } catch {
+        // closed already
+      }
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      tcp.setNoDelay(true);
+      tcp.setKeepAlive(true);
+      if (secure) {
+        conn = await Deno.startTls(tcp, { hostname, caCerts: options.caCerts, alpnProtocols: ["http/1.1"] });
+      }
+      const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
+      const host = url.port ? `${url.hostname}:${url.port}` : url.hostname;
+      const headers: Record<string, string> = {
+        Host: host,
+        Upgrade: "websocket",
+        Connection: "Upgrade",
+        "Sec-WebSocket-Key": key,
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Protocol": options.protocols.join(", "),
+        ...options.headers,
+      };
+      const request = `GET ${url.pathname}${url.search} HTTP/1.1\r\n` +
+        Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("") + "\r\n";
+      const ws = new NativeWebSocket(conn, "");
+      await ws.#writer.write(new TextEncoder().encode(request));
+      const { head, rest } = await ws.#readHead();
+      const [statusLine, ...lines] = head.split("\r\n");
+      const status = Number(statusLine.split(" ")[1]);
+      const fields = new Map<string, string>();
+      for (const line of lines) {
+        const colon = line.indexOf(":");
+        if (colon > 0) fields.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+      }
+      if (status !== 101) {
+        const body = await ws.#readBody(rest, Number(fields.get("content-length") ?? "-1"));
+        ws.#closeConn();
+        throw new UpgradeRefusedError(status, body);
+      }
+      if (fields.get("sec-websocket-accept") !== await acceptKey(key)) {
+        ws.#closeConn();
+        throw new Error("the server's WebSocket handshake has a wrong Sec-WebSocket-Accept");
+      }
+      const protocol = fields.get("sec-websocket-protocol") ?? "";
+      if (options.protocols.length && !options.protocols.includes(protocol)) {
+        ws.#closeConn();
+        throw new Error(`the server chose no offered WebSocket subprotocol (got '${protocol}')`);
+      }
+      ws.protocol = protocol;
+      ws.readyState = OPEN;
+      // the kubelet's first messages (each channel's port number) often come with the handshake answer:
+      // read only once someone listens, or they would be lost
+      const startReading = (event: string) => {
+        if (event !== "message") return;
+        ws.off("newListener", startReading);
+        queueMicrotask(() => ws.#readLoop(rest));
+      };
+      ws.on("newListener", startReading);
+      return ws;
+    } catch (error) {
+      onAbort();
+      throw signal.aborted ? (options.signal?.aborted ? options.signal.reason : signal.reason) : error;
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  send(data: Uint8Array, callback?: (error?: Error) => void): void {
+    this.#enqueue(OP_BINARY, data, callback);
+  }
+
+  ping(): void {
+    this.#enqueue(OP_PING, new Uint8Array(0));
+  }
+
+  /** Stops reading the connection (TCP backpressure reaches the server); resume() continues. */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    this.#paused = false;
+    this.#resumed?.resolve();
+    this.#resumed = undefined;
+  }
+
+  close(code = 1000): void {
+    if (this.readyState !== OPEN) return;
+    this.readyState = CLOSING;
+    this.#enqueue(OP_CLOSE, new Uint8Array([code >> 8, code & 0xff]), () => this.terminate());
+    // a server that never answers the close must not keep the connection
+    setTimeout(() => this.terminate(), 1_000);
+  }
+
+  terminate(): void {
+    if (this.readyState === CLOSED) return;
+    this.#closeConn();
+    this.#finish();
+  }
+
+  #enqueue(opcode: number, payload: Uint8Array, callback?: (error?: Error) => void): void {
+    if (this.readyState !== OPEN && !(this.readyState === CLOSING && opcode === OP_CLOSE)) {
+      if (callback) queueMicrotask(() => callback(new Error("WebSocket is not open")));
+      return;
+    }
+    const header = frameHeader(opcode, payload.length);
+    this.#pending.push(header, payload);
+    this.#pendingBytes += header.length + payload.length;
+    if (callback) this.#callbacks.push(callback);
+    if (!this.#flushing) {
+      // frames sent in the same tick leave in one write (one TLS record, one segment)
+      this.#flushing = true;
+      queueMicrotask(() => this.#flush());
+    }
+  }
+
+  async #flush(): Promise<void> {
+    let callbacks: ((error?: Error) => void)[] = [];
+    try {
+      while (this.#pending.length) {
+        const chunks = this.#pending;
+        const bytes = this.#pendingBytes;
+        callbacks = this.#callbacks;
+        this.#pending = [];
+        this.#pendingBytes = 0;
+        this.#callbacks = [];
+        if (bytes <= JOIN_LIMIT) await this.#writer.write(concatBytes(chunks));
+        else for (const chunk of chunks) if (chunk.length) await this.#writer.write(chunk);
+        const done = callbacks;
+        callbacks = [];
+        for (const callback of done) callback();
+      }
+    } catch (error) {
+      for (const callback of [...callbacks, ...this.#callbacks]) callback(error as Error);
+      this.#callbacks = [];
+      this.#pending = [];
+      this.#fail(error as Error);
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  async #readLoop(initial: Uint8Array): Promise<void> {
+    try {
+      if (initial.length) this.#parse(initial);
+      while (this.readyState === OPEN || this.readyState === CLOSING) {
+        if (this.#paused) {
+          this.#resumed ??= Promise.withResolvers();
+          await this.#resumed.promise;
+          continue;
+        }
+        const { value, done } = await this.#reader.read();
+        if (done) break;
+        this.#parse(value);
+      }
+    } catch (error) {
+      if (this.readyState !== CLOSED) this.#fail(error as Error);
+      return;
+    }
+    this.terminate();
+  }
+
+  #parse(bytes: Uint8Array): void {
+    this.#parser.push(bytes, (opcode, payload) => {
+      switch (opcode) {
+        case OP_BINARY:
+        case OP_TEXT:
+          this.emit("message", payload);
+          break;
+        case OP_PING:
+          this.#enqueue(OP_PONG, payload.slice());
+          break;
+        case OP_PONG:
+          this.emit("pong", payload);
+          break;
+        case OP_CLOSE:
+          if (this.readyState === OPEN) {
+            this.readyState = CLOSING;
+            this.#enqueue(OP_CLOSE, payload.slice(0, 2), () => this.terminate());
+          } else this.terminate();
+          break;
+      }
+    });
+  }
+
+  async #readHead(): Promise<{ head: string; rest: Uint8Array }> {
+    let buffer: Uint8Array = new Uint8Array(0);
+    for (;;) {
+      const { value, done } = await this.#reader.read();
+      if (done) throw new Error("the server closed the connection during the WebSocket handshake");
+      buffer = concatBytes([buffer, value]);
+      for (let i = 3; i < buffer.length; i++) {
+        if (buffer[i] === 10 && buffer[i - 1] === 13 && buffer[i - 2] === 10 && buffer[i - 3] === 13) {
+          return { head: new TextDecoder().decode(buffer.subarray(0, i - 3)), rest: buffer.slice(i + 1) };
+        }
+      }
+      if (buffer.length > HANDSHAKE_LIMIT) throw new Error("the server's handshake answer is too long");
+    }
+  }
+
+  /** The body of a refused upgrade (for the error message), bounded; stops at Content-Length or the end. */
+  async #readBody(initial: Uint8Array, length: number): Promise<string> {
+    const chunks = [initial];
+    let size = initial.length;
+    try {
+      while ((length < 0 || size < length) && size < HANDSHAKE_LIMIT) {
+        const { value, done } = await this.#reader.read();
+        if (done) break;
+        chunks.push(value);
+        size += value.length;
+      }
+    } catch {
+      // what arrived is enough for the message
+    }
+    const body = concatBytes(chunks);
+    return new TextDecoder().decode(length >= 0 ? body.subarray(0, length) : body);
+  }
+
+  #closeConn(): void {
+    this.#reader.cancel().catch(() => {});
+    try {
+      this.#conn.close();
+    } catch {
+      // closed already
+    }
+  }
+
+  #fail(error: Error): void {
+    if (this.readyState === CLOSED) return;
+    this.#closeConn();
+    this.emit("error", error);
+    this.#finish();
+  }
+
+  #finish(): void {
+    if (this.readyState === CLOSED) return;
+    this.readyState = CLOSED;
+    this.resume();
+    this.emit("close");
+  }
+}
