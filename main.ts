@@ -6,8 +6,10 @@ import { formatError, KfError } from "./src/errors.ts";
 import { type CommandIO, defaultIO, psCommand } from "./src/cli/ps.ts";
 import { stopCommand } from "./src/cli/stop.ts";
 import { forwardCommand } from "./src/cli/forward.ts";
+import { VERSION, versionCommand } from "./src/cli/version.ts";
+import { paragraphs } from "./src/cli/help.ts";
 
-export const VERSION = "0.1.0";
+export { VERSION };
 
 /** A detached session writes to its log file instead of a terminal. */
 function processIO(): CommandIO {
@@ -22,20 +24,46 @@ function processIO(): CommandIO {
   return { out: write, err: write };
 }
 
+/**
+ * Help is wrapped by commander at the terminal's width (descriptions are written as plain paragraphs for
+ * that); without a terminal at $COLUMNS, else 80. kf writes no colours, so NO_COLOR needs nothing more.
+ */
+function helpWidth(file: { isTerminal(): boolean }): number {
+  try {
+    const columns = file.isTerminal() ? Deno.consoleSize().columns : 0;
+    if (columns > 0) return columns;
+  } catch {
+    // no console size (e.g. a pseudo-terminal without one): fall through
+  }
+  const columns = Number(Deno.env.get("COLUMNS"));
+  return Number.isInteger(columns) && columns > 20 ? columns : 80;
+}
+
+const outputConfiguration = (io: CommandIO) => ({
+  writeOut: io.out,
+  writeErr: io.err,
+  getOutHelpWidth: () => helpWidth(Deno.stdout),
+  getErrHelpWidth: () => helpWidth(Deno.stderr),
+  getOutHasColors: () => false,
+  getErrHasColors: () => false,
+});
+
 export function buildProgram(io: CommandIO): Command {
-  const program = new Command("kf")
-    .description("Kubernetes port-forwarding that survives pod restarts, rollouts, sleep and VPN drops.")
+  // the kubectl plugin launcher (kubectl-kf) sets "kubectl kf", so usage lines show what the user typed
+  const program = new Command(Deno.env.get("KF_PROGRAM_NAME") || "kf")
+    .description(
+      paragraphs(
+        "Kubernetes port-forwarding that survives pod restarts, rollouts, sleep and VPN drops.",
+        "Exit codes: 0 success, 1 runtime failure (no forward could start, stop failed), 2 usage or config error.",
+      ),
+    )
     .version(VERSION)
     .showHelpAfterError("(run with --help for usage)")
-    .configureOutput({ writeOut: io.out, writeErr: io.err })
-    .exitOverride()
-    .addHelpText(
-      "after",
-      "\nExit codes: 0 success, 1 runtime failure (no forward could start, stop failed), 2 usage or config error.",
-    );
-  for (const command of [forwardCommand(io), psCommand(io), stopCommand(io)]) {
+    .configureOutput(outputConfiguration(io))
+    .exitOverride();
+  for (const command of [forwardCommand(io), psCommand(io), stopCommand(io), versionCommand(io)]) {
     program.addCommand(
-      command.configureOutput({ writeOut: io.out, writeErr: io.err }).exitOverride() as never,
+      command.configureOutput(outputConfiguration(io)).exitOverride() as never,
     );
   }
   return program;

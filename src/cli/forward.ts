@@ -4,6 +4,7 @@ import { Command, Option } from "@commander-js/extra-typings";
 import { adHocForward, type ForwardSpec, isLoopback, loadConfigFiles, parseDuration } from "../config/mod.ts";
 import { UsageError } from "../errors.ts";
 import { type CommandIO, defaultIO } from "./ps.ts";
+import { examples, paragraphs } from "./help.ts";
 
 /** How long open connections may finish after Ctrl-C / SIGTERM. */
 const DEFAULT_GRACE = "2s";
@@ -30,14 +31,24 @@ export function forwardCommand(io: CommandIO = defaultIO) {
     .alias("fwd")
     .summary("Forward local ports to pods, following them through restarts and rollouts")
     .description(
-      "Forward local ports to pods, following them through restarts and rollouts.\n\n" +
-        "  kf forward -f kf.yaml                 every forward of a config file\n" +
-        "  kf forward svc/api 8080:80 -n dev     kubectl-style: svc/, deploy/, sts/, rs/, pod/ or a pod name\n" +
-        "  kf forward -l app=db 5432             pods chosen by label selector\n" +
-        "  kf forward svc/api 0:http             any free local port, remote given by port name\n\n" +
-        "Ports: LOCAL:REMOTE, REMOTE (same local port), :REMOTE or 0:REMOTE (any free port). For svc/ the\n" +
-        "remote is the Service port, mapped to each pod's targetPort.\n\n" +
+      paragraphs(
+        "Forward local ports to pods, following them through restarts and rollouts.",
+        "TARGET is kubectl-style: svc/NAME, deploy/NAME, sts/NAME, rs/NAME, pod/NAME or a pod name; or pick pods by label with -l. Ports: LOCAL:REMOTE, REMOTE (same local port), :REMOTE or 0:REMOTE (any free port); REMOTE may be a port name. For svc/ the remote is the Service port, mapped to each pod's targetPort.",
         "Exit codes: 0 stopped cleanly, 1 no forward could start, 2 bad arguments or config.",
+      ),
+    )
+    .addHelpText(
+      "after",
+      examples([
+        ["every forward of a config file", "kf forward -f kf.yaml"],
+        [
+          "Service port 80 of svc/api in namespace dev on local port 8080",
+          "kf forward svc/api 8080:80 -n dev",
+        ],
+        ["any ready pod labelled app=db", "kf forward -l app=db 5432"],
+        ["any free local port (reported), remote port by name", "kf forward svc/api 0:http"],
+        ["in the background: prints the session id and the ports", "kf forward -f kf.yaml --detach"],
+      ]),
     )
     .argument("[target]", "svc/NAME, deploy/NAME, sts/NAME, rs/NAME, pod/NAME or a pod name")
     .argument("[ports...]", "port mappings, e.g. 8080:80 5432 9000:metrics")

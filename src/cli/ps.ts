@@ -3,6 +3,7 @@
 import { Command, Option } from "@commander-js/extra-typings";
 import { UsageError } from "../errors.ts";
 import { formatAge, formatBytes, formatListeners } from "./format.ts";
+import { paragraphs } from "./help.ts";
 
 export { formatAge, formatBytes };
 import type { ForwardStatus } from "../forward/status.ts";
@@ -35,10 +36,11 @@ export function psCommand(io: CommandIO = defaultIO) {
   return new Command("ps")
     .summary("List running kf sessions and their forwards")
     .description(
-      "List running kf sessions and their forwards.\n\n" +
-        "A session whose process died (dead), or whose pid now belongs to another process (stale, PID reuse),\n" +
-        "is shown once and its state file removed.\n\n" +
+      paragraphs(
+        "List running kf sessions and their forwards.",
+        "A session whose process died (dead), or whose pid now belongs to another process (stale, PID reuse), is shown once and its state file removed.",
         "Exit codes: 0 listed (also when nothing runs), 1 the state directory cannot be used, 2 usage error.",
+      ),
     )
     .option("-o, --output <format>", "table or json", "table")
     .option("-w, --watch", "redraw every second until Ctrl-C (with -o json: one JSON document per line)")

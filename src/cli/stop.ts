@@ -5,19 +5,17 @@ import { KfError, UsageError } from "../errors.ts";
 import { checkStateDir, resolveStateDir } from "../state/state_dir.ts";
 import { type StopOutcome, stopSessions } from "../state/sessions.ts";
 import { type CommandIO, defaultIO } from "./ps.ts";
+import { paragraphs } from "./help.ts";
 
 export function stopCommand(io: CommandIO = defaultIO) {
   return new Command("stop")
     .summary("Stop kf sessions, or single forwards inside one")
     .description(
-      "Stop kf sessions, or single forwards in a running session.\n\n" +
-        "TARGET is a session id (k3m9qa), a pid, a forward name (api), or ID/NAME when a forward name is\n" +
-        "used in several sessions. Stopping a session sends SIGTERM, waits --timeout seconds, then SIGKILL.\n" +
-        "Stopping a forward asks its session over the control socket; the other forwards keep running\n" +
-        "(stopping the last running forward stops the session). A process is never signalled when it is not\n" +
-        "the one the state file names (start time or command line differ: PID reuse).\n\n" +
-        "Exit codes: 0 everything stopped (or already gone), 1 a target was unknown or ambiguous, refused or\n" +
-        "failed, 2 usage error (no targets and no --all).",
+      paragraphs(
+        "Stop kf sessions, or single forwards in a running session.",
+        "TARGET is a session id (k3m9qa), a pid, a forward name (api), or ID/NAME when a forward name is used in several sessions. Stopping a session sends SIGTERM, waits --timeout seconds, then SIGKILL. Stopping a forward asks its session over the control socket; the other forwards keep running (stopping the last running forward stops the session). A process is never signalled when it is not the one the state file names (start time or command line differ: PID reuse).",
+        "Exit codes: 0 everything stopped (or already gone), 1 a target was unknown or ambiguous, refused or failed, 2 usage error (no targets and no --all).",
+      ),
     )
     .argument("[targets...]", "session ids, pids, forward names, or ID/NAME")
     .option("--all", "stop every session")

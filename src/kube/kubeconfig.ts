@@ -2,9 +2,9 @@
  * Reads kubeconfig files and turns the selected context into TLS options and credentials.
  *
  * Why not client-node's KubeConfig class: importing it pulls in the whole generated API client
- * (~0.6 s and ~60 MiB at startup). Its parsers and authenticators for kubeconfig entries, exec plugins
- * and token files are small modules used here directly; only the rare legacy auth-providers (oidc,
- * azure, gcp) load the full class, on demand.
+ * (~0.6 s and ~60 MiB at startup, ~14 MB in the bundle). Its parsers and authenticators for kubeconfig
+ * entries, exec plugins and token files are small modules used here directly; the rare legacy
+ * auth-providers (oidc, azure, gcp) are imported on demand, so the bundle keeps them in lazy chunks.
  */
 
 import * as fs from "node:fs";
@@ -88,15 +88,11 @@ function absolute(root: string, file: string | undefined): string | undefined {
 export class Credentials {
   readonly #cluster: Cluster;
   readonly #user?: User;
-  readonly #kubeconfig: Kubeconfig;
-  readonly #contextName: string;
   readonly #exec = new ExecAuth();
   readonly #fileAuth = new FileAuth();
   #legacy?: Promise<(options: https.RequestOptions) => Promise<void>>;
 
-  constructor(kubeconfig: Kubeconfig, contextName: string, cluster: Cluster, user?: User) {
-    this.#kubeconfig = kubeconfig;
-    this.#contextName = contextName;
+  constructor(_kubeconfig: Kubeconfig, _contextName: string, cluster: Cluster, user?: User) {
     this.#cluster = cluster;
     this.#user = user;
   }
@@ -121,7 +117,7 @@ export class Credentials {
     } else if (this.#fileAuth.isAuthProvider(user)) {
       await this.#fileAuth.applyAuthentication(user, options);
     } else if (user.authProvider) {
-      this.#legacy ??= legacyAuth(this.#kubeconfig, this.#contextName);
+      this.#legacy ??= legacyAuth(user);
       await (await this.#legacy)(options);
     } else if (user.token) {
       headers.Authorization = `Bearer ${user.token.trim()}`;
@@ -136,19 +132,27 @@ function fileOrData(file: string | undefined, data: string | undefined): string 
   return undefined;
 }
 
-/** oidc/azure/gcp auth-providers: handled by client-node's full KubeConfig, loaded only for them. */
-async function legacyAuth(kubeconfig: Kubeconfig, contextName: string) {
-  const { KubeConfig } = await import("@kubernetes/client-node");
-  const config = new KubeConfig();
-  config.loadFromFile(kubeconfig.files[0]);
-  for (const file of kubeconfig.files.slice(1)) {
-    const more = new KubeConfig();
-    more.loadFromFile(file);
-    config.mergeConfig(more, true);
+/**
+ * oidc/azure/gcp auth-providers: client-node's own authenticators, each imported only when a user needs it.
+ * (Not the KubeConfig class: that drags in the generated API client, ~14 MB in the bundle.)
+ */
+async function legacyAuth(user: User) {
+  type Authenticator = {
+    isAuthProvider(user: User): boolean;
+    applyAuthentication(user: User, options: https.RequestOptions): Promise<void>;
+  };
+  const name = user.authProvider?.name;
+  let authenticator: Authenticator | undefined;
+  if (name === "oidc") {
+    authenticator = new (await import("@kubernetes/client-node/dist/oidc_auth.js")).OpenIDConnectAuth();
+  } else if (name === "azure") {
+    authenticator = new (await import("@kubernetes/client-node/dist/azure_auth.js")).AzureAuth();
+  } else if (name === "gcp") {
+    authenticator = new (await import("@kubernetes/client-node/dist/gcp_auth.js")).GoogleCloudPlatformAuth();
   }
-  config.setCurrentContext(contextName);
   return async (options: https.RequestOptions) => {
-    await config.applyToHTTPSOptions(options);
-    delete (options as { agent?: unknown }).agent;
+    options.headers ??= {};
+    if (authenticator?.isAuthProvider(user)) await authenticator.applyAuthentication(user, options);
+    if (user.token) (options.headers as Record<string, string>).Authorization = `Bearer ${user.token.trim()}`;
   };
 }

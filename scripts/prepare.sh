@@ -1,0 +1,25 @@
+#!/bin/sh
+# Builds dist/ (the bundle the kf launcher runs). npm runs this as `prepare`: after `npm ci` in a checkout,
+# before `npm pack`, and on `npm install -g .` — which links the checkout into the global prefix WITHOUT
+# installing its dependencies, so a fresh checkout gets them here (the launcher needs the pinned Deno).
+set -e
+cd "$(dirname "$0")/.."
+
+find_deno() {
+  for candidate in node_modules/deno/deno node_modules/@deno/*/deno; do
+    if [ -x "$candidate" ]; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+if [ ! -f node_modules/commander/package.json ] || ! find_deno >/dev/null; then
+  echo "kf: installing the pinned dependencies into $(pwd)/node_modules (npm ci --omit=dev)" >&2
+  # This runs inside `npm install -g`: the child npm must not inherit "global" and the global prefix.
+  env -u npm_config_global -u npm_config_location -u npm_config_prefix \
+    npm ci --omit=dev --ignore-scripts --no-audit --no-fund >&2
+fi
+deno=$(find_deno)
+DENO_NO_UPDATE_CHECK=1 "$deno" run -A scripts/bundle.ts >&2
