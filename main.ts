@@ -7,6 +7,8 @@ import { type CommandIO, defaultIO, psCommand } from "./src/cli/ps.ts";
 import { stopCommand } from "./src/cli/stop.ts";
 import { forwardCommand } from "./src/cli/forward.ts";
 import { VERSION, versionCommand } from "./src/cli/version.ts";
+import { execCommand } from "./src/cli/exec.ts";
+import { ExitWith } from "./src/cli/exit.ts";
 import { paragraphs } from "./src/cli/help.ts";
 
 export { VERSION };
@@ -61,7 +63,15 @@ export function buildProgram(io: CommandIO): Command {
     .showHelpAfterError("(run with --help for usage)")
     .configureOutput(outputConfiguration(io))
     .exitOverride();
-  for (const command of [forwardCommand(io), psCommand(io), stopCommand(io), versionCommand(io)]) {
+  for (
+    const command of [
+      forwardCommand(io),
+      execCommand(io),
+      psCommand(io),
+      stopCommand(io),
+      versionCommand(io),
+    ]
+  ) {
     program.addCommand(
       command.configureOutput(outputConfiguration(io)).exitOverride() as never,
     );
@@ -77,6 +87,8 @@ export async function main(args: string[]): Promise<number> {
   } catch (error) {
     // `kf ... | head` closing the pipe early is normal, not an error
     if (error instanceof Deno.errors.BrokenPipe) return 0;
+    // the command already reported what happened (kf exec: the exit code of the command it ran)
+    if (error instanceof ExitWith) return error.code;
     if (error instanceof CommanderError) {
       // help and version end with code 0; usage mistakes with 2 (commander already printed them)
       return error.exitCode === 0 ? 0 : 2;
