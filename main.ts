@@ -9,6 +9,7 @@ import { forwardCommand } from "./src/cli/forward.ts";
 import { VERSION, versionCommand } from "./src/cli/version.ts";
 import { execCommand } from "./src/cli/exec.ts";
 import { ExitWith } from "./src/cli/exit.ts";
+import { completeCommand, completionCommand } from "./src/cli/completion.ts";
 import { paragraphs } from "./src/cli/help.ts";
 
 export { VERSION };
@@ -70,12 +71,16 @@ export function buildProgram(io: CommandIO): Command {
       psCommand(io),
       stopCommand(io),
       versionCommand(io),
+      completionCommand(io, () => program as never),
     ]
   ) {
     program.addCommand(
       command.configureOutput(outputConfiguration(io)).exitOverride() as never,
     );
   }
+  program.addCommand(completeCommand(io).configureOutput(outputConfiguration(io)).exitOverride() as never, {
+    hidden: true,
+  });
   return program;
 }
 
