@@ -10,6 +10,7 @@ import { VERSION, versionCommand } from "./src/cli/version.ts";
 import { execCommand } from "./src/cli/exec.ts";
 import { ExitWith } from "./src/cli/exit.ts";
 import { completeCommand, completionCommand } from "./src/cli/completion.ts";
+import { importCommand } from "./src/cli/import.ts";
 import { paragraphs } from "./src/cli/help.ts";
 
 export { VERSION };
@@ -70,6 +71,7 @@ export function buildProgram(io: CommandIO): Command {
       execCommand(io),
       psCommand(io),
       stopCommand(io),
+      importCommand(io),
       versionCommand(io),
       completionCommand(io, () => program as never),
     ]
