@@ -1,9 +1,14 @@
 /**
  * Builds the shipped form of kf: dist/ with main.js and its chunks (`deno bundle --code-splitting`, so the
  * dynamic imports of rare paths — detach, oidc/azure/gcp auth — stay separate files loaded only when used),
- * stamped with the git commit for `kf version`. Prints the size of what `kf` loads at startup.
+ * stamped with the git commit for `kf version`. Prints the bundle's size.
  *
- *   deno run -A scripts/bundle.ts [--out dist]
+ * With --compile, also single binaries of that bundle (`deno compile`): dist/kf for this machine, or
+ * dist/kf-<target> for each --target (Deno's target triples, e.g. x86_64-unknown-linux-gnu,
+ * aarch64-unknown-linux-gnu, x86_64-apple-darwin, aarch64-apple-darwin; deno compile downloads the
+ * runtime of each target once, so this needs network), and dist/SHA256SUMS for them.
+ *
+ *   deno run -A scripts/bundle.ts [--out dist] [--compile [--target TRIPLE]...]
  */
 
 import { join, relative } from "node:path";
@@ -12,7 +17,14 @@ import { parseArgs } from "node:util";
 const ROOT = new URL("..", import.meta.url).pathname;
 const STAMP = "@@KF_BUILD_COMMIT@@";
 
-const { values } = parseArgs({ args: Deno.args, options: { out: { type: "string", default: "dist" } } });
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    out: { type: "string", default: "dist" },
+    compile: { type: "boolean", default: false },
+    target: { type: "string", multiple: true, default: [] },
+  },
+});
 const out = join(ROOT, values.out!);
 
 await Deno.remove(out, { recursive: true }).catch(() => {});
@@ -44,6 +56,38 @@ if (stamped === 0) {
   Deno.exit(1);
 }
 console.log(`${relative(ROOT, out)}/main.js: ${(total / 1e6).toFixed(2)} MB in all chunks, commit ${commit}`);
+
+if (values.compile) {
+  const targets: (string | undefined)[] = values.target!.length ? values.target! : [undefined];
+  const sums: string[] = [];
+  for (const target of targets) {
+    const name = target ? `kf-${target}` : "kf";
+    const compile = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "compile",
+        "--quiet",
+        "-A",
+        "--no-config",
+        ...(target ? ["--target", target] : []),
+        "--output",
+        join(out, name),
+        join(out, "main.js"),
+      ],
+      cwd: ROOT,
+      stdout: "inherit",
+      stderr: "inherit",
+    }).output();
+    if (!compile.success) Deno.exit(compile.code || 1);
+    const digest = await crypto.subtle.digest("SHA-256", await Deno.readFile(join(out, name)));
+    const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    sums.push(`${hex}  ${name}\n`);
+    console.log(
+      `${relative(ROOT, out)}/${name}: ${(Deno.statSync(join(out, name)).size / 1e6).toFixed(1)} MB`,
+    );
+  }
+  // the format of `sha256sum`: check with `sha256sum -c SHA256SUMS`
+  await Deno.writeTextFile(join(out, "SHA256SUMS"), sums.join(""));
+}
 
 async function gitCommit(): Promise<string> {
   try {
