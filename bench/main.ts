@@ -33,6 +33,7 @@ import { churn } from "./scenarios/churn.ts";
 import { apiLoad } from "./scenarios/api_load.ts";
 import { resources } from "./scenarios/resources.ts";
 import { startup } from "./scenarios/startup.ts";
+import { artifact } from "./scenarios/artifact.ts";
 import { realServers } from "./scenarios/backends.ts";
 
 type Scenario = (ctx: Ctx) => Promise<Omit<ScenarioResult, "seconds">>;
@@ -47,12 +48,13 @@ const SCENARIOS: [number, string, Scenario][] = [
   [7, "Resources", resources],
   [8, "Startup", startup],
   [9, "Real servers", realServers],
+  [10, "Shipped artifact", artifact],
 ];
 
 const HELP = `Usage: deno task bench [options]
 
   --quick              small sizes and few repetitions (CI smoke run, < 3 min); writes results/quick.*
-  --only 1,3           run only these scenarios (1-9); writes results/partial.*
+  --only 1,3           run only these scenarios (1-10); writes results/partial.*
   --reps N             repetitions per scenario (default 5; --quick: 2)
   --idle-seconds N     idle window of scenario 6 (default 300; --quick: 15)
   --slow-mb N          size of the slow-reader download of scenario 7 (default 500; --quick: 5)

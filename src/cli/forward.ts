@@ -1,7 +1,11 @@
 /** `kf forward`: run forwards from config files or one ad hoc target, in the foreground or detached. */
 
 import { Command, Option } from "@commander-js/extra-typings";
-import { adHocForward, type ForwardSpec, isLoopback, loadConfigFiles, parseDuration } from "../config/mod.ts";
+// The config loader (and with it the yaml parser) is imported when forwards are built, not for `kf ps` or
+// --help: only types and the small setting checks at the top.
+import type { ForwardSpec } from "../config/mod.ts";
+import { isLoopback } from "../config/settings.ts";
+import { parseDuration } from "../config/duration.ts";
 import { UsageError } from "../errors.ts";
 import { type CommandIO, defaultIO } from "./ps.ts";
 import { examples, paragraphs } from "./help.ts";
@@ -121,6 +125,7 @@ export async function forwardSpecs(
   ports: string[],
   options: Omit<ForwardCommandOptions, "output" | "grace">,
 ): Promise<ForwardSpec[]> {
+  const { adHocForward, loadConfigFiles } = await import("../config/mod.ts");
   if (options.file?.length) {
     if (target || options.selector) {
       throw new UsageError("Give either -f config files or a target, not both", {
