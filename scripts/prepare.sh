@@ -17,8 +17,9 @@ find_deno() {
 
 if [ ! -f node_modules/commander/package.json ] || ! find_deno >/dev/null; then
   echo "kf: installing the pinned dependencies into $(pwd)/node_modules (npm ci --omit=dev)" >&2
-  # This runs inside `npm install -g`: the child npm must not inherit "global" and the global prefix.
-  env -u npm_config_global -u npm_config_location -u npm_config_prefix \
+  # This runs inside `npm install -g`: the child npm must not inherit "global", the global prefix, or
+  # --allow-scripts (refused in a project install; it runs with --ignore-scripts anyway).
+  env -u npm_config_global -u npm_config_location -u npm_config_prefix -u npm_config_allow_scripts \
     npm ci --omit=dev --ignore-scripts --no-audit --no-fund >&2
 fi
 deno=$(find_deno)
