@@ -139,7 +139,9 @@ _kf_complete() {
       *) cmd="\${COMP_WORDS[i]}"; break ;;
     esac
   done
-  words_before=("\${COMP_WORDS[@]:1:COMP_CWORD-1}")
+  # the words between "kf" and the cursor (a loop, not \${a[@]:1:n}, which zsh reads differently)
+  words_before=()
+  for (( i = 1; i < COMP_CWORD; i++ )); do words_before+=("\${COMP_WORDS[i]}"); done
   COMPREPLY=()
   if [[ -z "$cmd" ]]; then
     if [[ "$cur" == -* ]]; then
@@ -231,9 +233,9 @@ function fishScript(shapes: CommandShape[]): string {
       if (option.short) spec += ` -s ${option.short.replace(/^-/, "")}`;
       if (long) spec += ` -l ${long}`;
       if (option.takesValue) {
-        spec += " -r";
-        if (long && FILE_OPTIONS.includes(long)) spec += " -F";
-        else if (long === "context") spec += " -a '(kf __complete contexts (commandline -opc))'";
+        // -r -F: a file name; -x: a value, no file names
+        spec += long && FILE_OPTIONS.includes(long) ? " -r -F" : " -x";
+        if (long === "context") spec += " -a '(kf __complete contexts (commandline -opc))'";
         else if (long === "only") spec += " -a '(kf __complete forwards (commandline -opc))'";
         else if (long === "output") {
           spec += ` -a ${

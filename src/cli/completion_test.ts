@@ -105,23 +105,71 @@ Deno.test("completion values: flags typed so far, kubeconfig contexts, forward n
   }
 });
 
-Deno.test("zsh and fish scripts: syntax the shells accept, the same commands", async () => {
-  const run = async (args: string[]) =>
-    new TextDecoder().decode(
-      (await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", `${ROOT}main.ts`, ...args],
+async function hasShell(shell: string): Promise<boolean> {
+  try {
+    return (await new Deno.Command(shell, { args: ["-c", "true"], stdout: "null", stderr: "null" }).output())
+      .success;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("fish script: `complete -C` completes kf st, kf ps -o and kf stop (where fish is installed)", async () => {
+  if (!await hasShell("fish")) return console.log("  fish not installed: checked the script text only");
+  const dir = await tempStateDir();
+  const sleeper = spawn("sleep", ["30"]);
+  try {
+    const bin = await kfWrapper(dir);
+    await writeSessionRecord(dir, recordFor(dir, "kfish1", sleeper.pid, { forwards: [forward("db")] }));
+    const script = join(dir, "kf.fish");
+    const generated = await new Deno.Command(join(bin, "kf"), {
+      args: ["completion", "fish"],
+      stdout: "piped",
+    })
+      .output();
+    await Deno.writeFile(script, generated.stdout);
+    const complete = async (line: string) => {
+      const out = await new Deno.Command("fish", {
+        args: ["--no-config", "-c", `source ${script}; complete -C '${line}'`],
+        env: { PATH: `${bin}:${Deno.env.get("PATH")}`, KF_STATE_DIR: dir, HOME: dir },
         stdout: "piped",
-      })
-        .output()).stdout,
-    );
-  const zsh = await run(["completion", "zsh"]);
+      }).output();
+      return new TextDecoder().decode(out.stdout).split("\n").filter(Boolean).map((l) => l.split("\t")[0])
+        .sort();
+    };
+    assert.deepEqual(await complete("kf st"), ["stop"]);
+    assert.deepEqual(await complete("kf ps -o "), ["json", "table"]);
+    assert.deepEqual(await complete("kf stop "), ["db", "kfish1"]);
+  } finally {
+    await killQuietly(sleeper);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("zsh script: bash-style through bashcompinit; loads in zsh where installed", async () => {
+  const zsh = new TextDecoder().decode(
+    (await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}main.ts`, "completion", "zsh"],
+      stdout: "piped",
+    }).output()).stdout,
+  );
   assert.match(zsh, /bashcompinit/);
   assert.match(zsh, /complete -F _kf_complete kf/);
-  const fish = await run(["completion", "fish"]);
-  assert.match(fish, /complete -c kf -n __fish_use_subcommand -a exec/);
-  assert.match(fish, /__fish_seen_subcommand_from stop' -a '\(kf __complete stop\)'/);
-  // bash -n: the bash script parses
-  const bash = await run(["completion", "bash"]);
-  const check = await new Deno.Command("bash", { args: ["-n", "-c", bash] }).output();
-  assert.equal(check.code, 0);
+  const bash = await new Deno.Command("bash", { args: ["-n", "-c", zsh.replace(/^autoload.*$/m, "")] })
+    .output();
+  assert.equal(bash.code, 0, "the function is plain bash");
+  if (!await hasShell("zsh")) return console.log("  zsh not installed: checked the script text only");
+  const loaded = await new Deno.Command("zsh", {
+    args: [
+      "-f",
+      "-c",
+      'autoload -U compinit && compinit -u -D; eval "$1"; whence -w _kf_complete',
+      "zsh",
+      zsh,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(loaded.code, 0, new TextDecoder().decode(loaded.stderr));
+  assert.match(new TextDecoder().decode(loaded.stdout), /_kf_complete: function/);
 });
