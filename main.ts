@@ -80,9 +80,13 @@ export function buildProgram(io: CommandIO): Command {
       command.configureOutput(outputConfiguration(io)).exitOverride() as never,
     );
   }
-  program.addCommand(completeCommand(io).configureOutput(outputConfiguration(io)).exitOverride() as never, {
-    hidden: true,
-  });
+  program.addCommand(
+    completeCommand(io, () => program as never).configureOutput(outputConfiguration(io))
+      .exitOverride() as never,
+    {
+      hidden: true,
+    },
+  );
   return program;
 }
 

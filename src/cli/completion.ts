@@ -23,7 +23,7 @@ const FILE_OPTIONS = ["file", "kubeconfig", "env-file"];
 /** Target kinds offered for the first argument of forward and exec. */
 const TARGET_PREFIXES = ["svc/", "deploy/", "sts/", "rs/", "pod/"];
 
-interface CommandShape {
+export interface CommandShape {
   name: string;
   aliases: string[];
   summary: string;
@@ -93,15 +93,30 @@ export function completionCommand(io: CommandIO, program: () => CommandUnknownOp
     });
 }
 
-/** `kf __complete KIND [WORDS...]`: one value per line; WORDS is the command line typed so far. */
-export function completeCommand(io: CommandIO) {
+/**
+ * `kf __complete KIND [WORDS...]`: one value per line; WORDS is the command line typed so far. KIND
+ * `kubectl` answers kubectl's plugin completion (`kubectl kf <TAB>` runs `kubectl_complete-kf WORDS`):
+ * candidates for the last word, then cobra's `:DIRECTIVE` line.
+ */
+export function completeCommand(io: CommandIO, program: () => CommandUnknownOpts) {
   return new Command("__complete")
     .description("values for shell completion (used by the completion scripts)")
-    .argument("<kind>", "contexts, forwards or stop")
+    .argument("<kind>", "contexts, forwards, stop or kubectl")
     .argument("[words...]", "the words typed so far")
     .helpOption(false)
     .action(async (kind, words) => {
-      const { completeValues } = await import("./completion_values.ts");
+      const { completeValues, kubectlCompletion } = await import("./completion_values.ts");
+      if (kind === "kubectl") {
+        io.out(
+          await kubectlCompletion(commandShapes(program()), words, {
+            targetPrefixes: TARGET_PREFIXES,
+            shells: [...SHELLS],
+            optionValues: OPTION_VALUES,
+            fileOptions: FILE_OPTIONS,
+          }),
+        );
+        return;
+      }
       const values = await completeValues(kind, words).catch(() => [] as string[]);
       if (values.length) io.out(values.join("\n") + "\n");
     });

@@ -12,6 +12,7 @@ import { resolveStateDir } from "../state/state_dir.ts";
 import { listSessions } from "../state/sessions.ts";
 import { defaultForwardName } from "../config/config.ts";
 import { parseSelector, parseTarget, type Target } from "../config/target.ts";
+import type { CommandShape } from "./completion.ts";
 
 export async function completeValues(kind: string, words: string[]): Promise<string[]> {
   switch (kind) {
@@ -112,5 +113,62 @@ function derivedName(forward: Record<string, unknown> | undefined): string | und
     return target && defaultForwardName(target);
   } catch {
     return undefined; // an invalid target: kf forward would report it
+  }
+}
+
+/** Cobra's completion directives, as kubectl reads them from a plugin's completion helper. */
+const NO_SPACE = 2;
+const NO_FILE_COMPLETION = 4;
+const DEFAULT_DIRECTIVE = 0; // the shell completes file names
+
+/**
+ * kubectl's plugin completion protocol: the words after `kubectl kf` (the last one is being typed), answered
+ * with one candidate per line and a last line `:DIRECTIVE`. The same rules as the bash script.
+ */
+export async function kubectlCompletion(
+  shapes: CommandShape[],
+  words: string[],
+  fixed: {
+    targetPrefixes: string[];
+    shells: string[];
+    optionValues: Record<string, Record<string, string[]>>;
+    fileOptions: string[];
+  },
+): Promise<string> {
+  const cur = words.at(-1) ?? "";
+  const before = words.slice(0, -1);
+  const answer = (values: string[], directive = NO_FILE_COMPLETION) =>
+    [...values.filter((v) => v.startsWith(cur)), `:${directive}`].join("\n") + "\n";
+  const names = [...shapes.flatMap((s) => [s.name, ...s.aliases]), "help"];
+  const cmd = before.find((w) => !w.startsWith("-"));
+  if (!cmd) return answer(cur.startsWith("-") ? ["--help", "--version"] : names);
+  if (cmd === "help") return answer(names);
+  const shape = shapes.find((s) => s.name === cmd || s.aliases.includes(cmd));
+  if (!shape) return answer([]);
+  const prev = before.at(-1) ?? "";
+  if (shape.valueFlags.includes(prev)) {
+    const option = shape.options.find((o) => o.short === prev || o.long === prev);
+    const long = option?.long?.replace(/^--/, "") ?? "";
+    if (fixed.fileOptions.includes(long)) return `:${DEFAULT_DIRECTIVE}\n`;
+    if (long === "context") return answer(await completeValues("contexts", before));
+    if (long === "only") {
+      const done = cur.includes(",") ? cur.slice(0, cur.lastIndexOf(",") + 1) : "";
+      return answer((await completeValues("forwards", before)).map((name) => done + name));
+    }
+    const values = fixed.optionValues[long];
+    return answer(values ? values[shape.name] ?? values.default : []);
+  }
+  if (cur.startsWith("-")) return answer(shape.flags);
+  if (shape.name === "exec" && before.includes("--")) return `:${DEFAULT_DIRECTIVE}\n`;
+  switch (shape.name) {
+    case "stop":
+      return answer(await completeValues("stop", before).catch(() => []));
+    case "completion":
+      return answer(fixed.shells);
+    case "forward":
+    case "exec":
+      return answer(fixed.targetPrefixes, NO_SPACE | NO_FILE_COMPLETION);
+    default:
+      return answer([]);
   }
 }

@@ -72,6 +72,11 @@ Deno.test({
       assert.match(help.stdout, /^Usage: kubectl kf \[options\] \[command\]/);
       assert.match(help.stdout, /forward\|fwd/);
 
+      // kubectl's plugin completion: `kubectl kf st<TAB>` asks kubectl_complete-kf
+      const completion = await run("kubectl", ["__complete", "kf", "st"], inTmp);
+      assert.equal(completion.code, 0, completion.stderr);
+      assert.deepEqual(completion.stdout.trim().split("\n"), ["stop", ":4"]);
+
       // the plugin really forwards: kubectl kf exec runs curl through a forward to svc/echo
       const exec = await run(
         "kubectl",
