@@ -1,7 +1,7 @@
 /** kf: Kubernetes port-forwarding that follows pods through restarts. Entry point: parses argv, sets the exit code. */
 
 import process from "node:process";
-import { Command, CommanderError } from "@commander-js/extra-typings";
+import { Command, CommanderError, type CommandUnknownOpts } from "@commander-js/extra-typings";
 import { formatError, KfError } from "./src/errors.ts";
 import { type CommandIO, defaultIO, psCommand } from "./src/cli/ps.ts";
 import { stopCommand } from "./src/cli/stop.ts";
@@ -52,6 +52,17 @@ const outputConfiguration = (io: CommandIO) => ({
   getErrHasColors: () => false,
 });
 
+/**
+ * Every command writes through io, wraps at the terminal width and exits through main() (exitOverride).
+ * Subcommands are listed by name only, so their summaries get the width to wrap in.
+ */
+function configureTree(command: CommandUnknownOpts, io: CommandIO): void {
+  command.configureOutput(outputConfiguration(io)).exitOverride().configureHelp({
+    subcommandTerm: (sub) => [sub.name(), ...sub.aliases()].join("|"),
+  });
+  for (const sub of command.commands) configureTree(sub, io);
+}
+
 export function buildProgram(io: CommandIO): Command {
   // the kubectl plugin launcher (kubectl-kf) sets "kubectl kf", so usage lines show what the user typed
   const program = new Command(Deno.env.get("KF_PROGRAM_NAME") || "kf")
@@ -62,31 +73,19 @@ export function buildProgram(io: CommandIO): Command {
       ),
     )
     .version(VERSION)
-    .showHelpAfterError("(run with --help for usage)")
-    .configureOutput(outputConfiguration(io))
-    .exitOverride();
-  for (
-    const command of [
-      forwardCommand(io),
-      execCommand(io),
-      psCommand(io),
-      stopCommand(io),
-      importCommand(io),
-      versionCommand(io),
-      completionCommand(io, () => program as never),
-    ]
-  ) {
-    program.addCommand(
-      command.configureOutput(outputConfiguration(io)).exitOverride() as never,
-    );
-  }
-  program.addCommand(
-    completeCommand(io, () => program as never).configureOutput(outputConfiguration(io))
-      .exitOverride() as never,
-    {
-      hidden: true,
-    },
-  );
+    .showHelpAfterError("(run with --help for usage)");
+  const commands = [
+    forwardCommand(io),
+    execCommand(io),
+    psCommand(io),
+    stopCommand(io),
+    importCommand(io),
+    versionCommand(io),
+    completionCommand(io, () => program as never),
+  ];
+  for (const command of commands) program.addCommand(command as never);
+  program.addCommand(completeCommand(io, () => program as never) as never, { hidden: true });
+  configureTree(program as never, io);
   return program;
 }
 

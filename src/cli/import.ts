@@ -37,8 +37,6 @@ export function importCommand(io: CommandIO) {
       )
       .argument("<file>", "the exported JSON file")
       .option("--offline", "do not look up Services; keep remote_port numbers as they are")
-      .configureOutput({ writeOut: io.out, writeErr: io.err })
-      .exitOverride()
       .action(async (file, options) => {
         let text: string;
         try {
