@@ -23,4 +23,8 @@ if [ ! -f node_modules/commander/package.json ] || ! find_deno >/dev/null; then
     npm ci --omit=dev --ignore-scripts --no-audit --no-fund >&2
 fi
 deno=$(find_deno)
-DENO_NO_UPDATE_CHECK=1 "$deno" run -A scripts/bundle.ts >&2
+# deno bundle fetches esbuild (an npm package) once; without it the install still works: the launcher then
+# runs the source, slower to start, and says so
+if ! DENO_NO_UPDATE_CHECK=1 "$deno" run -A scripts/bundle.ts >&2; then
+  echo "kf: warning: could not build dist/ (see above); kf will run from source until: npm run build" >&2
+fi
