@@ -174,7 +174,11 @@ export async function convertKftray(entries: KftrayEntry[], lookup?: ServiceLook
       );
     }
     const local = entry.local_port === undefined || entry.local_port === null ? remote : entry.local_port;
-    result.forwards.push({ name: uniqueName(label, used), ...out, ports: [`${local}:${remotePort}`] });
+    const name = uniqueName(label, used);
+    if (name !== label) {
+      result.notes.push(`${label}: named ${name} (kf forward names are unique: letters, digits, . _ -)`);
+    }
+    result.forwards.push({ name, ...out, ports: [`${local}:${remotePort}`] });
   }
   return result;
 }

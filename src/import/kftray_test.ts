@@ -54,11 +54,12 @@ Deno.test("kftray export: several contexts, label targets, optional fields; outp
     "rds: workload_type proxy is not supported by kf (it needs a relay pod)",
     "public-demo: workload_type expose is not supported by kf (it needs a relay pod)",
   ]);
-  assert.equal(result.notes.length, 3, result.notes.join("\n"));
+  assert.equal(result.notes.length, 4, result.notes.join("\n"));
   assert.match(result.notes[0], /argocd: container port 8080 is behind Service port 80 \(http\)/);
   assert.match(result.notes[1], /domain_enabled/);
+  assert.match(result.notes[2], /argocd: named argocd-2/);
   assert.match(
-    result.notes[2],
+    result.notes[3],
     /postgres: could not look up svc\/postgres \(connection refused\): kept 5432/,
   );
 
