@@ -68,8 +68,12 @@ export function execCommand(io: CommandIO = defaultIO) {
           hint: "put it after --, e.g. kf exec svc/api 0:80 -- curl -s http://localhost:$KF_API_PORT/",
         });
       }
-      const { forwardSpecs } = await import("./forward.ts");
+      const { exposureWarning, forwardSpecs } = await import("./forward.ts");
       const specs = await forwardSpecs(positionals[0], positionals.slice(1), options);
+      for (const spec of specs) {
+        const warning = exposureWarning(spec);
+        if (warning) io.err(`kf: warning: ${warning}\n`);
+      }
       const { runExec } = await import("./exec_run.ts");
       await runExec(specs, argv, {
         io,

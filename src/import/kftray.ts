@@ -141,6 +141,7 @@ export async function convertKftray(entries: KftrayEntry[], lookup?: ServiceLook
     if (kubeconfig && kubeconfig !== DEFAULT_KUBECONFIG) out.kubeconfig = kubeconfig;
     const namespace = present(entry.namespace);
     if (namespace) out.namespace = namespace;
+    // kftray's default 127.0.0.1 is left to kf's default, localhost: 127.0.0.1 and ::1
     const address = present(entry.local_address);
     if (address && address !== "127.0.0.1") out.address = address;
 

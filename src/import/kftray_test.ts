@@ -65,11 +65,12 @@ Deno.test("kftray export: several contexts, label targets, optional fields; outp
 
   const yaml = renderKfConfig(result, "kftray_export.json");
   const specs = parseConfigText(yaml, "kf.yaml");
-  assert.deepEqual(specs.map((s) => [s.name, s.context, s.namespace, s.address, s.ports]), [
-    ["argocd", "prod-eu", "argocd", "127.0.0.1", [{ local: 8888, remote: 80 }]],
-    ["httpbin", "kind-dev", "default", "127.0.0.1", [{ local: 8081, remote: 80 }]],
-    ["argocd-2", "kind-dev", "default", "127.0.0.2", [{ local: 8181, remote: 8080 }]],
-    ["postgres", undefined, "data", "127.0.0.1", [{ local: 5432, remote: 5432 }]],
+  // kftray's default 127.0.0.1 becomes kf's default, localhost (127.0.0.1 and ::1)
+  assert.deepEqual(specs.map((s) => [s.name, s.context, s.namespace, s.addresses, s.ports]), [
+    ["argocd", "prod-eu", "argocd", ["localhost"], [{ local: 8888, remote: 80 }]],
+    ["httpbin", "kind-dev", "default", ["localhost"], [{ local: 8081, remote: 80 }]],
+    ["argocd-2", "kind-dev", "default", ["127.0.0.2"], [{ local: 8181, remote: 8080 }]],
+    ["postgres", undefined, "data", ["localhost"], [{ local: 5432, remote: 5432 }]],
   ]);
   assert.deepEqual(specs[2].target, {
     kind: "selector",
