@@ -121,3 +121,28 @@ Deno.test("kf exec passes SIGTERM on to the command and stops the forwards after
     await proc.stop();
   }
 });
+
+Deno.test("kf exec with real clients: psql and redis-cli against the PostgreSQL and Redis pods", async () => {
+  const dir = tempStateDir();
+  const config = join(dir, "kf.yaml");
+  await Deno.writeTextFile(
+    config,
+    "forwards:\n  - name: pg\n    target: svc/pg\n    ports: ['0:5432']\n" +
+      "  - name: cache\n    target: svc/redis\n    ports: ['0:6379']\n",
+  );
+  const out = await kf(
+    [
+      "exec",
+      "-f",
+      config,
+      "--",
+      "sh",
+      "-c",
+      'PGPASSWORD=kf psql -h "$KF_PG_HOST" -p "$KF_PG_PORT" -U kf -d kf -tAc "select 40 + 2" && ' +
+      'redis-cli -h "$KF_CACHE_HOST" -p "$KF_CACHE_PORT" ping',
+    ],
+    { env: { KF_STATE_DIR: dir } },
+  );
+  assert.equal(out.code, 0, out.stderr);
+  assert.equal(out.stdout, "42\nPONG\n");
+});
