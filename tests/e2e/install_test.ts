@@ -94,6 +94,16 @@ Deno.test({
       );
       assert.equal(exec.code, 0, exec.stderr);
       assert.match(exec.stdout, /^echo-/);
+
+      // and kubectl kf forward runs a session that kf ps lists and kubectl kf stop ends
+      const detached = await run("kubectl", ["kf", "forward", "svc/echo", "0:80", "--detach"], inTmp);
+      assert.equal(detached.code, 0, detached.stderr);
+      const id = detached.stdout.match(/^session (\w+) /m)?.[1];
+      assert.ok(id, detached.stdout);
+      const listed = await run("kf", ["ps", "-o", "json"], inTmp);
+      assert.deepEqual(JSON.parse(listed.stdout).sessions.map((s: { id: string }) => s.id), [id]);
+      const stopped = await run("kubectl", ["kf", "stop", id], inTmp);
+      assert.equal(stopped.code, 0, stopped.stderr);
     } finally {
       await Deno.remove(root, { recursive: true });
     }
