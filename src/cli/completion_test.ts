@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { writeSessionRecord } from "../state/session_file.ts";
 import { forward, killQuietly, recordFor, spawn, tempStateDir } from "../state/testdata/helpers.ts";
-import { contextNames, forwardNames, optionValues } from "./completion_values.ts";
+import { optionValues } from "./completion_values.ts";
+import { contextNames, forwardNames } from "./completion_files.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 

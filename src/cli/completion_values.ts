@@ -1,25 +1,24 @@
 /**
  * The values behind `kf __complete`: read straight from the files, without the kube client or config
  * validation, so a TAB costs little more than Deno's start. Nothing here may throw at the user: a
- * broken file just completes nothing.
+ * broken file just completes nothing. Kubeconfig and kf config files are read by completion_files.ts.
  */
 
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
-import { parse } from "yaml";
 import { resolveStateDir } from "../state/state_dir.ts";
 import { listSessions } from "../state/sessions.ts";
-import { defaultForwardName } from "../config/config.ts";
-import { parseSelector, parseTarget, type Target } from "../config/target.ts";
 import type { CommandShape } from "./completion.ts";
 
 export async function completeValues(kind: string, words: string[]): Promise<string[]> {
   switch (kind) {
-    case "contexts":
-      return contextNames(kubeconfigFiles(words));
-    case "forwards":
+    // the file readers need the yaml parser: loaded only for them, not for `kf stop <TAB>`
+    case "contexts": {
+      const { contextNames, kubeconfigFiles } = await import("./completion_files.ts");
+      return contextNames(kubeconfigFiles(optionValues(words, ["--kubeconfig"]).at(-1)));
+    }
+    case "forwards": {
+      const { forwardNames } = await import("./completion_files.ts");
       return forwardNames(optionValues(words, ["-f", "--file"]));
+    }
     case "stop":
       return await stopTargets(optionValues(words, ["--state-dir"])[0] ?? resolveStateDir());
     default:
@@ -41,55 +40,6 @@ export function optionValues(words: string[], flags: string[]): string[] {
   return values;
 }
 
-function expandHome(file: string): string {
-  return file.startsWith("~/") ? path.join(os.homedir(), file.slice(2)) : file;
-}
-
-function kubeconfigFiles(words: string[]): string[] {
-  const flag = optionValues(words, ["--kubeconfig"]).at(-1);
-  if (flag) return [expandHome(flag)];
-  const env = Deno.env.get("KUBECONFIG");
-  if (env) return env.split(path.delimiter).filter(Boolean);
-  return [path.join(os.homedir(), ".kube", "config")];
-}
-
-function readYaml(file: string): Record<string, unknown> | undefined {
-  try {
-    const document = parse(fs.readFileSync(file, "utf8"));
-    return document && typeof document === "object" ? document as Record<string, unknown> : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function namesOf(list: unknown): string[] {
-  if (!Array.isArray(list)) return [];
-  return list.map((item) => (item as { name?: unknown })?.name).filter((n): n is string =>
-    typeof n === "string" && n !== ""
-  );
-}
-
-export function contextNames(files: string[]): string[] {
-  return [...new Set(files.flatMap((file) => namesOf(readYaml(file)?.contexts)))];
-}
-
-/** Forward names of kf config files: `name:` where given, else the name kf derives from target or selector. */
-export function forwardNames(files: string[]): string[] {
-  const names: string[] = [];
-  for (const file of files) {
-    const forwards = readYaml(expandHome(file))?.forwards;
-    if (!Array.isArray(forwards)) continue;
-    for (const forward of forwards as Record<string, unknown>[]) {
-      if (typeof forward?.name === "string") names.push(forward.name);
-      else {
-        const name = derivedName(forward);
-        if (name) names.push(name);
-      }
-    }
-  }
-  return [...new Set(names)];
-}
-
 /** What `kf stop` takes: ids of live sessions and the names of their forwards. */
 async function stopTargets(dir: string): Promise<string[]> {
   // prune: false — pressing TAB must not remove anyone's state files
@@ -101,19 +51,6 @@ async function stopTargets(dir: string): Promise<string[]> {
       ...live.flatMap((v) => v.record.forwards.map((f) => f.name)),
     ]),
   ];
-}
-
-function derivedName(forward: Record<string, unknown> | undefined): string | undefined {
-  try {
-    let target: Target | undefined;
-    if (typeof forward?.target === "string") target = parseTarget(forward.target);
-    else if (typeof forward?.selector === "string") {
-      target = { kind: "selector", selector: parseSelector(forward.selector) };
-    }
-    return target && defaultForwardName(target);
-  } catch {
-    return undefined; // an invalid target: kf forward would report it
-  }
 }
 
 /** Cobra's completion directives, as kubectl reads them from a plugin's completion helper. */
