@@ -31,7 +31,11 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
+/** A subprotocol ws sends itself: an RFC 7230 token (ws's own check). */
+const SUBPROTOCOL_TOKEN = /^[!#$%&'*+\-.0-9A-Z^_`|a-z~]+$/;
+
 /** A (kubeconfig, context) pair made usable; share one per pair across forwards. */
+
 export class KubeClient {
   readonly contextName: string;
   /** The context's namespace, or "default". */
@@ -185,7 +189,13 @@ export class KubeClient {
       }
     }
     let raw: GatedSocket | undefined;
-    const socket = new WebSocket(url, options.protocols, {
+    // ws accepts only RFC 7230 tokens as subprotocols, but the SPDY tunnel's `SPDY/3.1+portforward.k8s.io`
+    // holds a '/' (Go servers and kubectl do not mind): such lists go out as a plain header, and the
+    // server's pick is checked below, in "upgrade", before ws would reject it as unrequested
+    const untokened = options.protocols.some((p) => !SUBPROTOCOL_TOKEN.test(p));
+    const headers = { ...tls.headers as Record<string, string> | undefined };
+    if (untokened) headers["Sec-WebSocket-Protocol"] = options.protocols.join(", ");
+    const socket = new WebSocket(url, untokened ? [] : options.protocols, {
       createConnection: () => {
         const connection = connectApiServer(url, tls);
         raw = connection.raw;
@@ -194,7 +204,7 @@ export class KubeClient {
       // Masking protects browsers' proxies from script-made frames; kf is no browser, and an all-zero
       // mask lets ws skip XOR-ing every uploaded byte
       generateMask: (mask: Uint8Array) => mask.fill(0),
-      headers: tls.headers as Record<string, string> | undefined,
+      headers,
       auth: tls.auth ?? undefined,
       perMessageDeflate: false,
       handshakeTimeout: options.timeoutMs ?? 10_000,
@@ -239,9 +249,25 @@ export class KubeClient {
         );
         socket.terminate();
       };
+      const onUpgrade = (response: http.IncomingMessage) => {
+        const picked = response.headers["sec-websocket-protocol"];
+        delete response.headers["sec-websocket-protocol"];
+        if (picked === undefined || !options.protocols.includes(picked)) {
+          cleanup();
+          socket.terminate();
+          reject(
+            new Error(
+              picked === undefined
+                ? `Server sent no subprotocol (asked for ${options.protocols.join(", ")})`
+                : `Server sent an invalid subprotocol '${picked}'`,
+            ),
+          );
+        }
+      };
       socket.on("open", onOpen);
       socket.on("error", onError);
       socket.on("unexpected-response", onUnexpected);
+      if (untokened) socket.once("upgrade", onUpgrade);
     });
   }
 

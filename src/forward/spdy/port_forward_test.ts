@@ -15,7 +15,10 @@ import {
   type SpdyPortForwardConnection,
 } from "./port_forward.ts";
 
-const ENV_FILE = path.join(os.homedir(), ".cache", "kf", "cluster", "env");
+// the same cluster the e2e harness uses: $KF_CLUSTER_DIR, else the default under the cache home
+const CLUSTER_DIR = Deno.env.get("KF_CLUSTER_DIR") ??
+  path.join(Deno.env.get("XDG_CACHE_HOME") ?? path.join(os.homedir(), ".cache"), "kf", "cluster");
+const ENV_FILE = path.join(CLUSTER_DIR, "env");
 const NO_CLUSTER = !fs.existsSync(ENV_FILE);
 const NAMESPACE = "default";
 
@@ -134,7 +137,7 @@ for (const carrier of ["upgrade", "websocket"] satisfies SpdyCarrier[]) {
   Deno.test({
     name: `openSpdyPortForward() over the ${
       carrier === "websocket" ? "WebSocket tunnel" : "SPDY upgrade"
-    } against the local cluster (skipped without ~/.cache/kf/cluster/env)`,
+    } against the local cluster (skipped without $KF_CLUSTER_DIR/env)`,
     ignore: NO_CLUSTER,
     async fn(t) {
       const { KUBECONFIG } = NO_CLUSTER ? { KUBECONFIG: "" } : clusterEnv();
