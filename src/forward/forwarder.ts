@@ -10,11 +10,11 @@ import type { SharedWatches } from "../watch/mod.ts";
 import { LocalListenError, NoReadyPodError } from "./errors.ts";
 import { type BoundListener, ListenFailure, listenOnHosts } from "./listen.ts";
 import { choosePod, type Endpoint, endpointFor, isPodReady } from "./picker.ts";
-import type { ForwardState, ForwardStatus } from "./status.ts";
+import type { ForwardState, ForwardStatus, WireTransport } from "./status.ts";
 import { TargetWatch } from "./target_watch.ts";
 import { Tunnel, type TunnelCounters } from "./tunnel.ts";
 import { autoOpener, type OpenUpstream, portForwardOpener, Prewarm, type Upstream } from "./upstream.ts";
-import { spdyOpener } from "./spdy/stream_socket.ts";
+import { spdyOpener, spdyRefused } from "./spdy/pool.ts";
 
 export interface ForwardDeps {
   client: KubeClient;
@@ -51,7 +51,7 @@ export class Forward {
   readonly #counters: TunnelCounters = { bytesIn: 0, bytesOut: 0 };
   readonly #accepting: Promise<void>[] = [];
   #state: ForwardState = "starting";
-  #transport: "websocket" | "spdy" = "websocket";
+  #transport: WireTransport = "spdy-websocket";
   #pod?: string;
   #hadPod = false;
   #totalConnections = 0;
@@ -72,15 +72,31 @@ export class Forward {
     });
   }
 
-  /** How upstreams are opened, per the spec's transport. */
+  /**
+   * How upstreams are opened, per the spec's transport. `auto` walks the chain SPDY tunnelled in a WebSocket
+   * -> the legacy SPDY upgrade (the tunnel refused: an older server, a proxy, RBAC without `get`) -> one
+   * WebSocket v4 per connection (SPDY refused altogether); each step is taken once and for good.
+   */
   #opener(transport: Transport): OpenUpstream {
-    const spdy = () => spdyOpener(this.#deps.client, this.namespace, { signal: this.#abort.signal });
     const websocket = portForwardOpener(this.#deps.client, this.namespace);
-    this.#transport = transport === "spdy" ? "spdy" : "websocket";
-    if (transport === "spdy") return spdy();
-    if (transport === "websocket") return websocket;
-    return autoOpener(websocket, spdy, () => {
-      this.#transport = "spdy";
+    if (transport === "websocket") {
+      this.#transport = "websocket";
+      return websocket;
+    }
+    this.#transport = "spdy-websocket";
+    const spdy = spdyOpener(this.#deps.client, this.namespace, {
+      signal: this.#abort.signal,
+      clock: this.#deps.clock,
+      onCarrier: (carrier) => {
+        this.#transport = carrier === "websocket" ? "spdy-websocket" : "spdy-upgrade";
+        this.#changed();
+      },
+    });
+    if (transport === "spdy") return spdy;
+    return autoOpener(spdy, () => websocket, spdyRefused, () => {
+      this.#transport = "websocket";
+      // the v4 sockets are warmed by each port's Prewarm, which the SPDY pool did without
+      for (const port of this.#ports) port.prewarm.renew();
       this.#changed();
     });
   }

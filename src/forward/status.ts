@@ -29,6 +29,13 @@ export interface ForwardStatus {
   lastError?: string;
   /** Epoch ms of lastError. */
   lastErrorAt?: number;
-  /** How connections reach the pod: one WebSocket each, or streams on a SPDY connection per pod. */
-  transport?: "websocket" | "spdy";
+  /** How connections reach the pod (see WireTransport). */
+  transport?: WireTransport;
 }
+
+/**
+ * What carries a forward's connections now: SPDY streams on pooled connections tunnelled in WebSockets
+ * (`spdy-websocket`, as kubectl >= 1.31), the same over the legacy SPDY upgrade (`spdy-upgrade`), or one
+ * WebSocket v4 (`websocket`) per connection.
+ */
+export type WireTransport = "spdy-websocket" | "spdy-upgrade" | "websocket";

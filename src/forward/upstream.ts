@@ -4,7 +4,6 @@ import type WebSocket from "ws";
 import type { KubeClient } from "../kube/client.ts";
 import type { Clock } from "../clock.ts";
 import { Backoff } from "../watch/backoff.ts";
-import { ApiError } from "../kube/errors.ts";
 import { PORT_FORWARD_PROTOCOL, PortForwardDecoder } from "./channel_frames.ts";
 import type { Endpoint } from "./picker.ts";
 import { keepAlive } from "./liveness.ts";
@@ -16,7 +15,24 @@ export interface Upstream {
   early: Uint8Array[];
 }
 
-export type OpenUpstream = (endpoint: Endpoint, signal: AbortSignal) => Promise<WebSocket>;
+export type OpenUpstream = ((endpoint: Endpoint, signal: AbortSignal) => Promise<WebSocket>) & {
+  /** Set on openers that keep their own warm connections (the SPDY pool): Prewarm then only points them. */
+  readonly prewarmsItself?: SelfWarming;
+};
+
+/**
+ * An opener that keeps warm connections itself. For SPDY the warm part is the connection, not the stream:
+ * an idle SPDY connection has dialled nothing in the pod, one pool serves every port, and a stream on it
+ * opens in one round trip.
+ */
+export interface SelfWarming {
+  /** `owner` (one Prewarm per local port) now wants connections to this endpoint's pod, or none. */
+  warm(owner: object, endpoint: Endpoint | undefined): void;
+  /** Replaces the idle connections (after a suspend they are probably dead). */
+  renew(): void;
+  /** Forgets idle connections to a pod a connection found unusable. */
+  invalidate(pod: string): void;
+}
 
 /** Opens `pods/portforward` for one port over WebSocket v4 (needs RBAC create on pods/portforward). */
 export function portForwardOpener(client: KubeClient, namespace: string): OpenUpstream {
@@ -47,28 +63,30 @@ const HEALTHY_WARM_MS = 5_000;
 const SERVER_FIRST_KEEP_MS = 2_000;
 
 /**
- * WebSocket first; when RBAC refuses it (403: a Role written for kubectl often grants only `create` on
- * pods/portforward, while a WebSocket upgrade is a GET that also needs `get`), switch for good to the
- * SPDY upgrade, a POST, as kubectl does.
+ * One opener until the server refuses it (`refused(error)`), then the next one for good: how `auto` walks
+ * from the SPDY pool to WebSocket v4. The switch is reported once, after which warm connections are the
+ * new opener's business (`prewarmsItself` follows the current opener).
  */
 export function autoOpener(
-  websocket: OpenUpstream,
-  spdy: () => OpenUpstream,
+  first: OpenUpstream,
+  next: () => OpenUpstream,
+  refused: (error: unknown) => boolean,
   onSwitch?: () => void,
 ): OpenUpstream {
-  let current = websocket;
+  let current = first;
   let switched = false;
-  return async (endpoint, signal) => {
+  const open = async (endpoint: Endpoint, signal: AbortSignal) => {
     try {
       return await current(endpoint, signal);
     } catch (error) {
-      if (switched || !(error instanceof ApiError) || error.status !== 403) throw error;
+      if (switched || signal.aborted || !refused(error)) throw error;
       switched = true;
-      current = spdy();
+      current = next();
       onSwitch?.();
       return await current(endpoint, signal);
     }
   };
+  return Object.defineProperty(open, "prewarmsItself", { get: () => current.prewarmsItself }) as OpenUpstream;
 }
 
 function sameEndpoint(a: Endpoint | undefined, b: Endpoint | undefined): boolean {
@@ -131,6 +149,7 @@ export class Prewarm {
 
   /** Points the prewarm at a pod (or nothing); a change drops the old sockets and warms new ones now. */
   setEndpoint(endpoint: Endpoint | undefined): void {
+    this.#open.prewarmsItself?.warm(this, endpoint);
     if (sameEndpoint(endpoint, this.#endpoint)) return;
     this.#endpoint = endpoint;
     this.#backoff.reset();
@@ -144,6 +163,7 @@ export class Prewarm {
    * a new one would be). Undefined when there is none; the pool is topped up right away.
    */
   async take(endpoint: Endpoint): Promise<Upstream | undefined> {
+    if (this.#open.prewarmsItself) return undefined;
     const open = this.#pool.find((w) => w.ws?.readyState === 1 && sameEndpoint(w.endpoint, endpoint));
     const warm = open ?? this.#pool.find((w) => !w.ws && sameEndpoint(w.endpoint, endpoint));
     if (!warm) return undefined;
@@ -164,6 +184,7 @@ export class Prewarm {
 
   /** Replaces the warm sockets now (after a suspend or network change they are probably dead). */
   renew(): void {
+    this.#open.prewarmsItself?.renew();
     this.#drop();
     this.#backoff.reset();
     this.#fill();
@@ -171,6 +192,7 @@ export class Prewarm {
 
   /** Forgets warm sockets to a pod a connection found unusable. */
   invalidate(pod: string): void {
+    this.#open.prewarmsItself?.invalidate(pod);
     const stale = this.#pool.filter((w) => w.endpoint.pod === pod);
     if (stale.length === 0) return;
     this.#pool = this.#pool.filter((w) => w.endpoint.pod !== pod);
@@ -179,7 +201,10 @@ export class Prewarm {
   }
 
   #fill(): void {
-    while (this.#endpoint && !this.#cold && !this.#signal.aborted && this.#pool.length < this.#want) {
+    while (
+      !this.#open.prewarmsItself && this.#endpoint && !this.#cold && !this.#signal.aborted &&
+      this.#pool.length < this.#want
+    ) {
       this.#pool.push(this.#warm(this.#endpoint));
     }
   }

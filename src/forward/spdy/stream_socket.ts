@@ -5,18 +5,7 @@
  */
 
 import { EventEmitter } from "node:events";
-import type WebSocket from "ws";
-import type { Clock } from "../../clock.ts";
-import type { OpenUpstream } from "../upstream.ts";
-import type { Endpoint } from "../picker.ts";
-import type { KubeClient } from "../../kube/client.ts";
-import {
-  openSpdyPortForward,
-  type PortStream,
-  type SpdyCarrier,
-  type SpdyPortForwardConnection,
-  tunnelRefused,
-} from "./port_forward.ts";
+import type { PortStream, SpdyPortForwardConnection } from "./port_forward.ts";
 
 const OPEN = 1;
 const CLOSED = 3;
@@ -29,12 +18,15 @@ export class SpdyStreamSocket extends EventEmitter {
   readonly #stream: PortStream;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #onDone?: () => void;
   #paused = false;
   #reading = false;
 
-  constructor(connection: SpdyPortForwardConnection, stream: PortStream, port: number) {
+  /** `onDone` runs once when the pair is finished with (closed or terminated): the pool may reuse the connection. */
+  constructor(connection: SpdyPortForwardConnection, stream: PortStream, port: number, onDone?: () => void) {
     super();
     this.#connection = connection;
+    this.#onDone = onDone;
     this.#stream = stream;
     this.#writer = stream.writable.getWriter();
     this.#reader = stream.readable.getReader();
@@ -109,63 +101,9 @@ export class SpdyStreamSocket extends EventEmitter {
   #close(): void {
     if (this.readyState === CLOSED) return;
     this.readyState = CLOSED;
+    // the pod finished: our FIN completes the pair, so the pooled connection holds no stream for it any more
+    this.#writer.close().catch(() => {});
+    this.#onDone?.();
     this.emit("close");
   }
-}
-
-/**
- * Opens port-forward streams over one SPDY connection per pod, made on first use and replaced once it
- * ends (the pod went away, the network dropped). Closed with the forward's signal. The connection is
- * tunnelled in a WebSocket first, as kubectl does; when the API server refuses that, the legacy SPDY
- * upgrade is used from then on.
- */
-export function spdyOpener(
-  client: KubeClient,
-  namespace: string,
-  options: {
-    signal: AbortSignal;
-    clock?: Clock;
-    carrier?: SpdyCarrier;
-    onCarrier?: (carrier: SpdyCarrier) => void;
-  },
-): OpenUpstream {
-  const connections = new Map<string, Promise<SpdyPortForwardConnection>>();
-  let carrier: SpdyCarrier = options.carrier ?? "websocket";
-  const open = async (pod: string): Promise<SpdyPortForwardConnection> => {
-    try {
-      return await openSpdyPortForward(client, { namespace, pod, signal: options.signal, carrier });
-    } catch (error) {
-      if (carrier !== "websocket" || options.carrier === "websocket" || !tunnelRefused(error)) throw error;
-      carrier = "upgrade";
-      options.onCarrier?.(carrier);
-      return await openSpdyPortForward(client, { namespace, pod, signal: options.signal, carrier });
-    }
-  };
-  options.signal.addEventListener("abort", () => {
-    for (const pending of connections.values()) pending.then((c) => c.close(), () => {});
-    connections.clear();
-  }, { once: true });
-
-  const connectionFor = (endpoint: Endpoint): Promise<SpdyPortForwardConnection> => {
-    const existing = connections.get(endpoint.uid);
-    if (existing) return existing;
-    const opening = open(endpoint.pod);
-    connections.set(endpoint.uid, opening);
-    const forget = () => {
-      if (connections.get(endpoint.uid) === opening) connections.delete(endpoint.uid);
-    };
-    opening.then((connection) => connection.closed.then(forget), forget);
-    return opening;
-  };
-
-  return async (endpoint, signal) => {
-    let connection = await connectionFor(endpoint);
-    if (!connection.usable) {
-      connections.delete(endpoint.uid);
-      connection = await connectionFor(endpoint);
-    }
-    signal.throwIfAborted();
-    const stream = await connection.openPort(endpoint.port);
-    return new SpdyStreamSocket(connection, stream, endpoint.port) as unknown as WebSocket;
-  };
 }

@@ -1,0 +1,306 @@
+/**
+ * SPDY port-forwarding over a pool of connections per pod, each carrying one local connection at a time.
+ *
+ * Why not one multiplexed connection per pod (kubectl's way): the kubelet's SPDY library has no per-stream
+ * flow control, so the only way to slow one stream down is to stop reading the whole TCP connection, and one
+ * slow local reader then stalls every other connection to that pod. With one local connection per SPDY
+ * connection a slow reader pauses only its own. After warm-up a new local connection still costs only two
+ * SYN_STREAMs on an idle pooled connection, no TLS or WebSocket handshake.
+ *
+ * An idle pooled connection has no streams, so the kubelet has dialled nothing in the pod: keeping some warm
+ * is invisible to servers that speak first (MariaDB's greeting) or time out idle clients (PostgreSQL).
+ *
+ * Invariants: a connection is reused only by the pod (uid) it was opened to; a connection whose pod is no
+ * longer wanted is closed once its local connection ends; spares are re-opened with a backoff, so a server
+ * that keeps refusing does not cause a storm.
+ */
+
+import type WebSocket from "ws";
+import { type Clock, systemClock } from "../../clock.ts";
+import type { KubeClient } from "../../kube/client.ts";
+import { Backoff } from "../../watch/backoff.ts";
+import type { Endpoint } from "../picker.ts";
+import type { OpenUpstream, SelfWarming } from "../upstream.ts";
+import {
+  openSpdyPortForward,
+  type SpdyCarrier,
+  type SpdyPortForwardConnection,
+  tunnelRefused,
+} from "./port_forward.ts";
+import { SpdyStreamSocket } from "./stream_socket.ts";
+
+export interface SpdyPoolOptions {
+  signal: AbortSignal;
+  clock?: Clock;
+  /** Only this carrier. Without it: the WebSocket tunnel first, the legacy upgrade once the tunnel is refused. */
+  carrier?: SpdyCarrier;
+  /** The carrier changed (the tunnel was refused). */
+  onCarrier?: (carrier: SpdyCarrier) => void;
+  /** Local connections one SPDY connection carries at once; 1 isolates slow readers. @default 1 */
+  streamsPerConnection?: number;
+  /** Idle connections kept open to each wanted pod. @default 2 */
+  spares?: number;
+  /** An idle connection beyond the spares is closed after this long. @default 30000 */
+  idleMs?: number;
+}
+
+interface Pooled {
+  uid: string;
+  pod: string;
+  /** Resolves with the open connection; rejects when opening failed. */
+  ready: Promise<SpdyPortForwardConnection>;
+  connection?: SpdyPortForwardConnection;
+  /** Local connections it carries now. */
+  active: number;
+  /** clock.now() when it last became idle. */
+  idleSince: number;
+}
+
+/** The SPDY opener with its pool: what the forward calls, plus what its Prewarm tells it. */
+export class SpdyPool implements SelfWarming {
+  readonly #client: KubeClient;
+  readonly #namespace: string;
+  readonly #signal: AbortSignal;
+  readonly #clock: Clock;
+  readonly #perConnection: number;
+  readonly #spares: number;
+  readonly #idleMs: number;
+  readonly #forcedCarrier?: SpdyCarrier;
+  readonly #onCarrier?: (carrier: SpdyCarrier) => void;
+  readonly #backoff: Backoff;
+  #carrier: SpdyCarrier;
+  #entries: Pooled[] = [];
+  /** The endpoint each prewarm (one per local port) points at: their pods get spares. */
+  readonly #wanted = new Map<object, Endpoint | undefined>();
+  #retry?: AbortController;
+  #sweep?: AbortController;
+
+  constructor(client: KubeClient, namespace: string, options: SpdyPoolOptions) {
+    this.#client = client;
+    this.#namespace = namespace;
+    this.#signal = options.signal;
+    this.#clock = options.clock ?? systemClock;
+    this.#perConnection = options.streamsPerConnection ?? 1;
+    this.#spares = options.spares ?? 2;
+    this.#idleMs = options.idleMs ?? 30_000;
+    this.#forcedCarrier = options.carrier;
+    this.#onCarrier = options.onCarrier;
+    this.#carrier = options.carrier ?? "websocket";
+    this.#backoff = new Backoff({ clock: this.#clock, initialMs: 200, maxMs: 30_000 });
+    options.signal.addEventListener("abort", () => {
+      this.#retry?.abort();
+      this.#sweep?.abort();
+      const entries = this.#entries;
+      this.#entries = [];
+      for (const entry of entries) entry.ready.then((c) => c.destroy(), () => {});
+    }, { once: true });
+  }
+
+  /** How the SPDY bytes travel now. */
+  get carrier(): SpdyCarrier {
+    return this.#carrier;
+  }
+
+  /** The OpenUpstream the forward uses; it carries this pool as its `prewarmsItself`. */
+  opener(): OpenUpstream {
+    const open = (endpoint: Endpoint, signal: AbortSignal) => this.open(endpoint, signal);
+    return Object.assign(open, { prewarmsItself: this as SelfWarming });
+  }
+
+  /** A stream pair to the endpoint's port on a pooled connection (opened now when none is free). */
+  async open(endpoint: Endpoint, signal: AbortSignal): Promise<WebSocket> {
+    // a warm connection may have died unnoticed (its end is seen a little later): one more try on a new one
+    for (let attempt = 0;; attempt++) {
+      signal.throwIfAborted();
+      const claimed = attempt === 0 ? this.#claim(endpoint.uid) : undefined;
+      const entry = claimed ?? this.#add(endpoint, 1);
+      let connection: SpdyPortForwardConnection;
+      try {
+        connection = await abortable(entry.ready, signal);
+        signal.throwIfAborted();
+        const stream = await connection.openPort(endpoint.port);
+        this.#topUp();
+        let released = false;
+        const release = () => {
+          if (released) return;
+          released = true;
+          this.#release(entry);
+        };
+        return new SpdyStreamSocket(connection, stream, endpoint.port, release) as unknown as WebSocket;
+      } catch (error) {
+        this.#release(entry);
+        if (signal.aborted || !claimed || entry.connection?.usable) throw error;
+      }
+    }
+  }
+
+  warm(owner: object, endpoint: Endpoint | undefined): void {
+    this.#wanted.set(owner, endpoint);
+    const wanted = this.#wantedUids();
+    // connections to pods no longer picked: idle ones go now, busy ones when their connection ends
+    for (const entry of this.#entries) {
+      if (entry.active === 0 && !wanted.has(entry.uid)) this.#discard(entry);
+    }
+    this.#topUp();
+  }
+
+  renew(): void {
+    for (const entry of this.#entries) if (entry.active === 0) this.#discard(entry);
+    this.#backoff.reset();
+    this.#topUp();
+  }
+
+  invalidate(pod: string): void {
+    for (const entry of this.#entries) if (entry.active === 0 && entry.pod === pod) this.#discard(entry);
+    this.#scheduleRetry();
+  }
+
+  /** Open connections to the pod with room (busiest first, so idle ones stay free), else one still opening. */
+  #claim(uid: string): Pooled | undefined {
+    let best: Pooled | undefined;
+    for (const entry of this.#entries) {
+      if (entry.uid !== uid || entry.active >= this.#perConnection) continue;
+      if (entry.connection && !entry.connection.usable) continue;
+      const rank = (e: Pooled) => (e.connection ? 1_000 : 0) + e.active;
+      if (!best || rank(entry) > rank(best)) best = entry;
+    }
+    if (best) best.active++;
+    return best;
+  }
+
+  #add(endpoint: Endpoint, active: number): Pooled {
+    const entry: Pooled = {
+      uid: endpoint.uid,
+      pod: endpoint.pod,
+      active,
+      idleSince: this.#clock.now(),
+      ready: this.#connect(endpoint.pod),
+    };
+    this.#entries.push(entry);
+    entry.ready.then((connection) => {
+      entry.connection = connection;
+      connection.closed.then(() => this.#forget(entry));
+      if (!this.#entries.includes(entry)) connection.close();
+    }, () => this.#forget(entry));
+    return entry;
+  }
+
+  async #connect(pod: string): Promise<SpdyPortForwardConnection> {
+    const options = { namespace: this.#namespace, pod, signal: this.#signal };
+    const carrier = this.#carrier;
+    try {
+      return await openSpdyPortForward(this.#client, { ...options, carrier });
+    } catch (error) {
+      if (carrier !== "websocket" || this.#forcedCarrier || !tunnelRefused(error)) throw error;
+      if (this.#carrier === "websocket") {
+        this.#carrier = "upgrade";
+        this.#onCarrier?.("upgrade");
+      }
+      return await openSpdyPortForward(this.#client, { ...options, carrier: "upgrade" });
+    }
+  }
+
+  #release(entry: Pooled): void {
+    entry.active--;
+    if (entry.active > 0) return;
+    entry.idleSince = this.#clock.now();
+    if (!this.#wantedUids().has(entry.uid) || (entry.connection && !entry.connection.usable)) {
+      this.#discard(entry);
+      return;
+    }
+    this.#scheduleSweep();
+  }
+
+  /** The connection ended (pod gone, network, ping timeout): forget it, and replace it if it was a spare. */
+  #forget(entry: Pooled): void {
+    const known = this.#entries.includes(entry);
+    this.#entries = this.#entries.filter((e) => e !== entry);
+    if (known && entry.active === 0) this.#scheduleRetry();
+  }
+
+  #discard(entry: Pooled): void {
+    this.#entries = this.#entries.filter((e) => e !== entry);
+    entry.ready.then((c) => c.close(), () => {});
+  }
+
+  #wantedUids(): Set<string> {
+    const uids = new Set<string>();
+    for (const endpoint of this.#wanted.values()) if (endpoint) uids.add(endpoint.uid);
+    return uids;
+  }
+
+  /** Opens connections until every wanted pod has its spares (idle or opening). */
+  #topUp(): void {
+    if (this.#signal.aborted || this.#retry) return;
+    const seen = new Set<string>();
+    for (const endpoint of this.#wanted.values()) {
+      if (!endpoint || seen.has(endpoint.uid)) continue;
+      seen.add(endpoint.uid);
+      const spare = this.#entries.filter((e) => e.uid === endpoint.uid && e.active === 0).length;
+      for (let i = spare; i < this.#spares; i++) {
+        const entry = this.#add(endpoint, 0);
+        entry.ready.then(() => this.#backoff.reset(), () => this.#scheduleRetry());
+      }
+    }
+  }
+
+  #scheduleRetry(): void {
+    if (this.#signal.aborted || this.#retry) return;
+    const timer = new AbortController();
+    this.#retry = timer;
+    this.#clock.sleep(this.#backoff.next(), timer.signal).then(() => {
+      this.#retry = undefined;
+      this.#topUp();
+    }, () => {});
+  }
+
+  /** Closes idle connections beyond the spares once they have been idle for idleMs. */
+  #scheduleSweep(): void {
+    if (this.#signal.aborted || this.#sweep) return;
+    const timer = new AbortController();
+    this.#sweep = timer;
+    this.#clock.sleep(this.#idleMs / 2, timer.signal).then(() => {
+      this.#sweep = undefined;
+      const now = this.#clock.now();
+      const byPod = new Map<string, Pooled[]>();
+      for (const entry of this.#entries) {
+        if (entry.active === 0 && entry.connection) {
+          byPod.set(entry.uid, [...byPod.get(entry.uid) ?? [], entry]);
+        }
+      }
+      let extras = false;
+      for (const idle of byPod.values()) {
+        // keep the most recently used as spares: they are the most likely to be alive
+        idle.sort((a, b) => b.idleSince - a.idleSince);
+        for (const entry of idle.slice(this.#spares)) {
+          if (now - entry.idleSince >= this.#idleMs) this.#discard(entry);
+          else extras = true;
+        }
+      }
+      if (extras) this.#scheduleSweep();
+    }, () => {});
+  }
+}
+
+/** The promise, or the signal's reason when it aborts first (the promise itself keeps running). */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+/**
+ * The server will not do SPDY port-forwarding at all (the tunnel and then the upgrade were refused):
+ * WebSocket v4 is the last resort. 404 (pod gone) and network failures are not such answers.
+ */
+export function spdyRefused(error: unknown): boolean {
+  return tunnelRefused(error);
+}
+
+/** SPDY port-forwarding through a per-pod pool of connections, see SpdyPool. */
+export function spdyOpener(client: KubeClient, namespace: string, options: SpdyPoolOptions): OpenUpstream {
+  return new SpdyPool(client, namespace, options).opener();
+}
