@@ -151,6 +151,11 @@ export async function resources(ctx: Ctx): Promise<Omit<ScenarioResult, "seconds
       better: "lower",
       values: cpuHold.medians(),
       samples: cpuHold.values,
+      goal: "<= kubectl + 0.5 % core",
+      met: (() => {
+        const v = cpuHold.medians();
+        return v.kf !== undefined && v.kubectl !== undefined && v.kf <= v.kubectl + 0.5;
+      })(),
     },
     {
       scenario: 7,

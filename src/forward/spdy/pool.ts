@@ -42,6 +42,8 @@ export interface SpdyPoolOptions {
   spares?: number;
   /** An idle connection beyond the spares is closed after this long. @default 30000 */
   idleMs?: number;
+  /** Opens one SPDY connection to a pod: the seam that tests replace. @default openSpdyPortForward */
+  dial?: (pod: string, carrier: SpdyCarrier, signal: AbortSignal) => Promise<SpdyPortForwardConnection>;
 }
 
 interface Pooled {
@@ -58,8 +60,6 @@ interface Pooled {
 
 /** The SPDY opener with its pool: what the forward calls, plus what its Prewarm tells it. */
 export class SpdyPool implements SelfWarming {
-  readonly #client: KubeClient;
-  readonly #namespace: string;
   readonly #signal: AbortSignal;
   readonly #clock: Clock;
   readonly #perConnection: number;
@@ -68,16 +68,17 @@ export class SpdyPool implements SelfWarming {
   readonly #forcedCarrier?: SpdyCarrier;
   readonly #onCarrier?: (carrier: SpdyCarrier) => void;
   readonly #backoff: Backoff;
+  readonly #dial: (pod: string, carrier: SpdyCarrier) => Promise<SpdyPortForwardConnection>;
   #carrier: SpdyCarrier;
   #entries: Pooled[] = [];
   /** The endpoint each prewarm (one per local port) points at: their pods get spares. */
   readonly #wanted = new Map<object, Endpoint | undefined>();
   #retry?: AbortController;
   #sweep?: AbortController;
+  /** The server refused SPDY altogether: no more spares. */
+  #refused = false;
 
   constructor(client: KubeClient, namespace: string, options: SpdyPoolOptions) {
-    this.#client = client;
-    this.#namespace = namespace;
     this.#signal = options.signal;
     this.#clock = options.clock ?? systemClock;
     this.#perConnection = options.streamsPerConnection ?? 1;
@@ -87,6 +88,9 @@ export class SpdyPool implements SelfWarming {
     this.#onCarrier = options.onCarrier;
     this.#carrier = options.carrier ?? "websocket";
     this.#backoff = new Backoff({ clock: this.#clock, initialMs: 200, maxMs: 30_000 });
+    const dial = options.dial ??
+      ((pod, carrier, signal) => openSpdyPortForward(client, { namespace, pod, signal, carrier }));
+    this.#dial = (pod, carrier) => dial(pod, carrier, options.signal);
     options.signal.addEventListener("abort", () => {
       this.#retry?.abort();
       this.#sweep?.abort();
@@ -121,9 +125,12 @@ export class SpdyPool implements SelfWarming {
         const stream = await connection.openPort(endpoint.port);
         this.#topUp();
         let released = false;
-        const release = () => {
+        const release = (clean: boolean) => {
           if (released) return;
           released = true;
+          // a cut stream may have megabytes in flight behind it (a slow reader left): dropping the
+          // connection is cheaper than reading them only to throw them away
+          if (!clean) connection.destroy();
           this.#release(entry);
         };
         return new SpdyStreamSocket(connection, stream, endpoint.port, release) as unknown as WebSocket;
@@ -186,18 +193,27 @@ export class SpdyPool implements SelfWarming {
   }
 
   async #connect(pod: string): Promise<SpdyPortForwardConnection> {
-    const options = { namespace: this.#namespace, pod, signal: this.#signal };
     const carrier = this.#carrier;
     try {
-      return await openSpdyPortForward(this.#client, { ...options, carrier });
+      return await this.#dial(pod, carrier);
     } catch (error) {
-      if (carrier !== "websocket" || this.#forcedCarrier || !tunnelRefused(error)) throw error;
+      if (carrier !== "websocket" || this.#forcedCarrier || !tunnelRefused(error)) throw this.#failed(error);
       if (this.#carrier === "websocket") {
         this.#carrier = "upgrade";
         this.#onCarrier?.("upgrade");
       }
-      return await openSpdyPortForward(this.#client, { ...options, carrier: "upgrade" });
+      try {
+        return await this.#dial(pod, "upgrade");
+      } catch (error) {
+        throw this.#failed(error);
+      }
     }
+  }
+
+  /** A refusal of SPDY itself ends the spares: the forward moves on to WebSocket v4 (or reports it). */
+  #failed(error: unknown): unknown {
+    if (this.#carrier === "upgrade" && spdyRefused(error)) this.#refused = true;
+    return error;
   }
 
   #release(entry: Pooled): void {
@@ -231,7 +247,7 @@ export class SpdyPool implements SelfWarming {
 
   /** Opens connections until every wanted pod has its spares (idle or opening). */
   #topUp(): void {
-    if (this.#signal.aborted || this.#retry) return;
+    if (this.#signal.aborted || this.#retry || this.#refused) return;
     const seen = new Set<string>();
     for (const endpoint of this.#wanted.values()) {
       if (!endpoint || seen.has(endpoint.uid)) continue;
@@ -245,7 +261,7 @@ export class SpdyPool implements SelfWarming {
   }
 
   #scheduleRetry(): void {
-    if (this.#signal.aborted || this.#retry) return;
+    if (this.#signal.aborted || this.#retry || this.#refused) return;
     const timer = new AbortController();
     this.#retry = timer;
     this.#clock.sleep(this.#backoff.next(), timer.signal).then(() => {

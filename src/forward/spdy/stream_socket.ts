@@ -18,12 +18,21 @@ export class SpdyStreamSocket extends EventEmitter {
   readonly #stream: PortStream;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
-  readonly #onDone?: () => void;
+  readonly #onDone?: (clean: boolean) => void;
   #paused = false;
   #reading = false;
 
-  /** `onDone` runs once when the pair is finished with (closed or terminated): the pool may reuse the connection. */
-  constructor(connection: SpdyPortForwardConnection, stream: PortStream, port: number, onDone?: () => void) {
+  /**
+   * `onDone` runs once when the pair is finished with: `clean` when the pod finished it (the connection
+   * can carry the next one), not when it was cut (terminate(), a read error), since whatever the pod was
+   * still sending on it would then be read only to be thrown away.
+   */
+  constructor(
+    connection: SpdyPortForwardConnection,
+    stream: PortStream,
+    port: number,
+    onDone?: (clean: boolean) => void,
+  ) {
     super();
     this.#connection = connection;
     this.#onDone = onDone;
@@ -69,7 +78,7 @@ export class SpdyStreamSocket extends EventEmitter {
 
   terminate(): void {
     this.#stream.reset();
-    this.#close();
+    this.#close(false);
   }
 
   async #pump(): Promise<void> {
@@ -84,7 +93,7 @@ export class SpdyStreamSocket extends EventEmitter {
             new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ERROR_TEXT_WAIT_MS)),
           ]);
           if (text) this.emit("message", new Uint8Array([1, ...new TextEncoder().encode(text)]));
-          this.#close();
+          this.#close(true);
           return;
         }
         const message = new Uint8Array(value.length + 1);
@@ -92,18 +101,18 @@ export class SpdyStreamSocket extends EventEmitter {
         this.emit("message", message);
       }
     } catch {
-      this.#close();
+      this.#close(false);
     } finally {
       this.#reading = false;
     }
   }
 
-  #close(): void {
+  #close(clean: boolean): void {
     if (this.readyState === CLOSED) return;
     this.readyState = CLOSED;
     // the pod finished: our FIN completes the pair, so the pooled connection holds no stream for it any more
-    this.#writer.close().catch(() => {});
-    this.#onDone?.();
+    if (clean) this.#writer.close().catch(() => {});
+    this.#onDone?.(clean);
     this.emit("close");
   }
 }
