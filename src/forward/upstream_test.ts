@@ -3,7 +3,7 @@ import { EventEmitter } from "node:events";
 import type WebSocket from "ws";
 import { FakeClock } from "../watch/_testing.ts";
 import type { Endpoint } from "./picker.ts";
-import { type ColdReason, Prewarm } from "./upstream.ts";
+import { autoOpener, type ColdReason, type OpenUpstream, Prewarm, type SelfWarming } from "./upstream.ts";
 
 /** Just enough of a `ws` WebSocket for the prewarm: events, readyState, terminate, ping. */
 class FakeSocket extends EventEmitter {
@@ -116,5 +116,62 @@ Deno.test("a client-first server that keeps idle connections keeps its warm sock
   await flush();
   assert.deepEqual(colds, []);
   assert.ok(await prewarm.take(endpoint));
+  abort.abort();
+});
+
+Deno.test("auto walks to the next opener once when the first is refused, and then stays there", async () => {
+  const calls: string[] = [];
+  const refusal = new Error("refused");
+  const first: OpenUpstream = () => {
+    calls.push("spdy");
+    return Promise.reject(refusal);
+  };
+  const websocket: OpenUpstream = () => {
+    calls.push("websocket");
+    return Promise.resolve(new FakeSocket() as unknown as WebSocket);
+  };
+  let switches = 0;
+  const open = autoOpener(first, () => websocket, (error) => error === refusal, () => switches++);
+  const signal = new AbortController().signal;
+  await open(endpoint, signal);
+  await open(endpoint, signal);
+  assert.deepEqual(calls, ["spdy", "websocket", "websocket"]);
+  assert.equal(switches, 1);
+});
+
+Deno.test("auto does not switch on failures that are not a refusal (the pod vanished, a timeout)", async () => {
+  const other = new Error("timeout");
+  const open = autoOpener(() => Promise.reject(other), () => {
+    throw new Error("must not switch");
+  }, () => false);
+  await assert.rejects(() => open(endpoint, new AbortController().signal), (error) => error === other);
+});
+
+Deno.test("a Prewarm over an opener that warms itself opens nothing and only points it at the pod", async () => {
+  const told: (Endpoint | undefined)[] = [];
+  let renewed = 0;
+  const invalidated: string[] = [];
+  const selfWarming: SelfWarming = {
+    warm: (_owner, e) => told.push(e),
+    renew: () => renewed++,
+    invalidate: (pod) => invalidated.push(pod),
+  };
+  let opened = 0;
+  const open = Object.assign(() => {
+    opened++;
+    return Promise.resolve(new FakeSocket() as unknown as WebSocket);
+  }, { prewarmsItself: selfWarming });
+  const abort = new AbortController();
+  const prewarm = new Prewarm(open, { clock: new FakeClock(), signal: abort.signal });
+  prewarm.setEndpoint(endpoint);
+  await flush();
+  assert.equal(await prewarm.take(endpoint), undefined);
+  prewarm.renew();
+  prewarm.invalidate("db-1");
+  await flush();
+  assert.equal(opened, 0);
+  assert.deepEqual(told, [endpoint]);
+  assert.equal(renewed, 1);
+  assert.deepEqual(invalidated, ["db-1"]);
   abort.abort();
 });

@@ -77,6 +77,8 @@ export class SpdyPool implements SelfWarming {
   #sweep?: AbortController;
   /** The server refused SPDY altogether: no more spares. */
   #refused = false;
+  /** Pods (uids) a local connection went to: they get the full number of spares. */
+  readonly #used = new Set<string>();
 
   constructor(client: KubeClient, namespace: string, options: SpdyPoolOptions) {
     this.#signal = options.signal;
@@ -116,6 +118,7 @@ export class SpdyPool implements SelfWarming {
     // a warm connection may have died unnoticed (its end is seen a little later): one more try on a new one
     for (let attempt = 0;; attempt++) {
       signal.throwIfAborted();
+      this.#used.add(endpoint.uid);
       const claimed = attempt === 0 ? this.#claim(endpoint.uid) : undefined;
       const entry = claimed ?? this.#add(endpoint, 1);
       let connection: SpdyPortForwardConnection;
@@ -144,6 +147,7 @@ export class SpdyPool implements SelfWarming {
   warm(owner: object, endpoint: Endpoint | undefined): void {
     this.#wanted.set(owner, endpoint);
     const wanted = this.#wantedUids();
+    for (const uid of this.#used) if (!wanted.has(uid)) this.#used.delete(uid);
     // connections to pods no longer picked: idle ones go now, busy ones when their connection ends
     for (const entry of this.#entries) {
       if (entry.active === 0 && !wanted.has(entry.uid)) this.#discard(entry);
@@ -253,7 +257,9 @@ export class SpdyPool implements SelfWarming {
       if (!endpoint || seen.has(endpoint.uid)) continue;
       seen.add(endpoint.uid);
       const spare = this.#entries.filter((e) => e.uid === endpoint.uid && e.active === 0).length;
-      for (let i = spare; i < this.#spares; i++) {
+      // one spare for a pod nobody used yet: a handover to a new pod then costs one handshake, not several
+      const want = this.#used.has(endpoint.uid) ? this.#spares : Math.min(1, this.#spares);
+      for (let i = spare; i < want; i++) {
         const entry = this.#add(endpoint, 0);
         entry.ready.then(() => this.#backoff.reset(), () => this.#scheduleRetry());
       }
