@@ -72,7 +72,7 @@ function hintForStatus(status: number, purpose?: RequestPurpose): string | undef
       return `RBAC needs verb ${verbs} on '${purpose.resource}'` +
         (purpose.namespace ? ` in namespace '${purpose.namespace}'` : "") +
         "; kf's minimal Role: get/list/watch on pods and services, get+create on pods/portforward " +
-        "(create alone is enough with --transport spdy)";
+        "(create alone is enough for the default transport, which then uses the SPDY upgrade)";
     }
     case 404:
       return purpose?.namespace
