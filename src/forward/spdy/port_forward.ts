@@ -285,7 +285,8 @@ class WebSocketBytes extends EventEmitter {
     const messages = chunks.length > 1 && bytes <= TUNNEL_JOIN_LIMIT ? [concatBytes(chunks)] : chunks;
     for (const message of messages) {
       this.#inFlight += message.length;
-      this.#ws.send(message, { binary: true }, () => {
+      // send(data, callback): the part of ws's interface that kf's native-TLS WebSocket implements too
+      this.#ws.send(message, () => {
         this.#inFlight -= message.length;
         if (this.#needDrain && this.#inFlight + this.#pendingBytes <= TUNNEL_HIGH_WATER / 2) {
           this.#needDrain = false;
