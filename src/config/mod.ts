@@ -2,6 +2,7 @@
 
 export {
   adHocForward,
+  BALANCES,
   DEFAULT_ADDRESS,
   DEFAULT_POD_WAIT_TIMEOUT_MS,
   defaultForwardName,
@@ -9,14 +10,17 @@ export {
   parseConfigText,
   parseDuration,
   settingsFromFlags,
+  PROTOCOLS,
   TRANSPORTS,
 } from "./config.ts";
 export type {
   AdHocForwardArgs,
   FlagSettings,
+  Balance,
   ForwardSpec,
   LoadConfigOptions,
   ParseConfigOptions,
+  Protocol,
   SessionConfig,
   Settings,
   Transport,

@@ -83,7 +83,9 @@ class HeadCollector {
       if (tail.length > 3) tail.shift();
     }
     this.#take(chunk, from, chunk.length);
-    if (this.#size > MAX_HEAD_BYTES) throw new FramingError(`message head larger than ${MAX_HEAD_BYTES} bytes`);
+    if (this.#size > MAX_HEAD_BYTES) {
+      throw new FramingError(`message head larger than ${MAX_HEAD_BYTES} bytes`);
+    }
     return -1;
   }
 
@@ -105,7 +107,9 @@ class HeadCollector {
     this.#parts = [];
     this.#size = 0;
     this.#tail = [];
-    if (raw.length > MAX_HEAD_BYTES) throw new FramingError(`message head larger than ${MAX_HEAD_BYTES} bytes`);
+    if (raw.length > MAX_HEAD_BYTES) {
+      throw new FramingError(`message head larger than ${MAX_HEAD_BYTES} bytes`);
+    }
     return raw;
   }
 }
@@ -188,7 +192,8 @@ function isChunked(headers: Map<string, string>): boolean | undefined {
 
 /** Does this request ask to switch protocols (Upgrade, CONNECT)? Its answer decides how to go on. */
 export function asksForSwitch(head: RequestHead): boolean {
-  return head.method === "CONNECT" || (head.headers.has("upgrade") && hasToken(head.headers.get("connection"), "upgrade"));
+  return head.method === "CONNECT" ||
+    (head.headers.has("upgrade") && hasToken(head.headers.get("connection"), "upgrade"));
 }
 
 /** The client wants the connection closed after this exchange. */
@@ -404,14 +409,16 @@ export class RequestFramer {
 
   /** The server switched protocols: the held bytes, and from now on every byte is opaque. */
   switched(): Uint8Array[] {
+    this.#pendingSwitch = false;
     this.#state = "opaque";
     const held = this.#held;
     this.#held = [];
     return held;
   }
 
-  /** The server refused the switch: frame the held bytes as requests again. */
+  /** The server refused the switch: frame the held bytes as requests again (none held yet: nothing to hold). */
   notSwitched(): Piece<RequestHead>[] {
+    this.#pendingSwitch = false;
     if (this.#state !== "held") return [];
     this.#state = "http";
     const held = this.#held;

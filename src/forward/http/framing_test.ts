@@ -77,7 +77,8 @@ Deno.test("requests: Content-Length, no body and pipelining frame the same at ev
 
 Deno.test("requests: chunked body with extensions and trailers ends after the trailer block", () => {
   const body = "5;name=value\r\nhello\r\n6 ; x\r\n world\r\n0\r\nTrailer-A: 1\r\nTrailer-B: 2\r\n\r\n";
-  const input = `PUT /up HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n${body}GET /next HTTP/1.1\r\n\r\n`;
+  const input =
+    `PUT /up HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n${body}GET /next HTTP/1.1\r\n\r\n`;
   const whole = assertSplitInvariant(requests, input);
   assert.deepEqual(whole, ["head PUT", `body ${body}`, "end", "head GET", "end"]);
 });
@@ -105,17 +106,23 @@ Deno.test("requests: Expect 100-continue frames like any request with a body", (
 
 Deno.test("requests: bytes after an Upgrade request are held until the answer is known", () => {
   const framer = new RequestFramer();
-  const first = transcript(framer.push(enc.encode("GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nFRAME1")));
+  const first = transcript(
+    framer.push(enc.encode("GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nFRAME1")),
+  );
   assert.deepEqual(first, ["head GET", "end"]);
   assert.deepEqual(framer.push(enc.encode("FRAME2")), []);
   const held = framer.switched().map((b) => dec.decode(b));
   assert.deepEqual(held, ["FRAME1", "FRAME2"]);
-  assert.deepEqual(transcript(framer.push(enc.encode("GET / HTTP/1.1\r\n\r\n"))), ["opaque GET / HTTP/1.1\r\n\r\n"]);
+  assert.deepEqual(transcript(framer.push(enc.encode("GET / HTTP/1.1\r\n\r\n"))), [
+    "opaque GET / HTTP/1.1\r\n\r\n",
+  ]);
 });
 
 Deno.test("requests: a refused Upgrade goes on framing the held bytes as requests", () => {
   const framer = new RequestFramer();
-  framer.push(enc.encode("GET /ws HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\nGET /next HTTP/1.1\r\n\r\n"));
+  framer.push(
+    enc.encode("GET /ws HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\nGET /next HTTP/1.1\r\n\r\n"),
+  );
   assert.deepEqual(transcript(framer.notSwitched()), ["head GET", "end"]);
   assert.equal(framer.idle, true);
 });
@@ -125,8 +132,14 @@ Deno.test("requests: malformed input is a FramingError, not a crash", () => {
   assert.throws(() => requests(["GET / HTTP/1.1\r\nContent-Length: 1, 2\r\n\r\n"]), FramingError);
   assert.throws(() => requests(["GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"]), FramingError);
   assert.throws(() => requests(["GET / HTTP/1.1\r\nno colon\r\n\r\n"]), FramingError);
-  assert.throws(() => requests(["POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"]), FramingError);
-  assert.throws(() => requests(["POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n"]), FramingError);
+  assert.throws(
+    () => requests(["POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"]),
+    FramingError,
+  );
+  assert.throws(
+    () => requests(["POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n"]),
+    FramingError,
+  );
   assert.throws(() => requests(["GET / HTTP/1.1\r\nX: " + "a".repeat(70_000)]), FramingError);
 });
 
@@ -148,7 +161,8 @@ Deno.test("responses: Content-Length, chunked and 204 frame the same at every by
 });
 
 Deno.test("responses: HEAD and 304 have no body even with a Content-Length", () => {
-  const input = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n";
+  const input =
+    "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n";
   const whole = assertSplitInvariant((c) => responses(["HEAD", "GET"], c), input);
   assert.deepEqual(whole, ["head 200", "end", "head 304", "end"]);
 });
@@ -159,7 +173,9 @@ Deno.test("responses: 100 Continue is interim, the final response to the same re
   const framer = new ResponseFramer();
   framer.expect("POST");
   const kinds: string[] = [];
-  for (const piece of framer.push(enc.encode(input))) if (piece.kind === "head") kinds.push(piece.head.meaning);
+  for (const piece of framer.push(enc.encode(input))) {
+    if (piece.kind === "head") kinds.push(piece.head.meaning);
+  }
   assert.deepEqual(kinds, ["interim", "interim", "final"]);
   assert.equal(framer.pending, 0);
   assert.deepEqual(assertSplitInvariant((c) => responses(["POST"], c), input), [
@@ -184,7 +200,8 @@ Deno.test("responses: without length or chunked the body runs until the server c
 });
 
 Deno.test("responses: 101 switches to opaque bytes right after its head", () => {
-  const input = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x02hi";
+  const input =
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x02hi";
   const framer = new ResponseFramer();
   framer.expect("GET");
   const pieces = framer.push(enc.encode(input));
@@ -208,7 +225,8 @@ Deno.test("responses: bytes without a request are a FramingError", () => {
 });
 
 Deno.test("sniff: HTTP/1.x request lines are http; TLS, HTTP/2, databases are tcp", () => {
-  const sniff = (s: string | number[]) => sniffProtocol(typeof s === "string" ? enc.encode(s) : new Uint8Array(s));
+  const sniff = (s: string | number[]) =>
+    sniffProtocol(typeof s === "string" ? enc.encode(s) : new Uint8Array(s));
   assert.equal(sniff("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), "http");
   assert.equal(sniff("OPTIONS * HTTP/1.0\n"), "http");
   assert.equal(sniff("POST /api?q=1 HTTP/1.1\r"), "http");
