@@ -213,6 +213,7 @@ Deno.test("keep-alive clients lose no request through 3 force-deletions and a ro
     const ab = repeat(() => abBatch(port));
     await sleep(2_000);
     await churnAndRestart();
+    console.log("churn and restart done; stopping the clients");
     const results = {
       python: await python.stop(),
       plainPost: await plain.stop(),
@@ -249,6 +250,8 @@ Deno.test("keep-alive clients lose no request through 3 force-deletions and a ro
     );
   } finally {
     await kf.stop();
+    const dump = Deno.env.get("KF_TEST_DUMP");
+    if (dump) Deno.writeTextFileSync(dump, kf.output);
     await resetEcho();
   }
 });

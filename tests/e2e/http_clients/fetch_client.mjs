@@ -15,8 +15,9 @@ for (let i = 1; !existsSync(stop); i++) {
         method: "POST",
         body: "x",
         headers: { "Idempotency-Key": randomUUID() },
+        signal: AbortSignal.timeout(35_000),
       })
-      : await fetch(`${base}/`);
+      : await fetch(`${base}/`, { signal: AbortSignal.timeout(35_000) });
     const text = await response.text();
     if (response.status !== 200) throw new Error(`${response.status} ${text.trim().slice(0, 200)}`);
     if (post) result.posts_ok++;

@@ -1,5 +1,7 @@
 """One requests.Session (one keep-alive connection) at 20 req/s until a stop file exists.
 
+Usage: session_client.py BASE_URL KEY keyed|plain STOP_FILE
+
 Alternates GET / with POST /count?key=KEY. With mode "keyed" every POST carries an Idempotency-Key (kf may
 resend it; the backend answers a repeated key without counting again); with "plain" it has none (kf never
 resends it). Prints one JSON line: requests, failed, posts_ok, errors, connections (opened by urllib3).
@@ -13,7 +15,7 @@ import uuid
 
 import requests
 
-base, key, stop, mode = sys.argv[1:5]
+base, key, mode, stop = sys.argv[1:5]
 session = requests.Session()
 result = {"requests": 0, "failed": 0, "posts_ok": 0, "errors": []}
 i = 0
@@ -40,6 +42,6 @@ while not os.path.exists(stop):
         result["errors"].append(error)
     time.sleep(max(0.0, 0.05 - (time.monotonic() - started)))
 
-pool = session.get_adapter(base).poolmanager.connection_from_url(base)
-result["connections"] = pool.num_connections
+manager = session.get_adapter(base).poolmanager
+result["connections"] = sum(manager.pools[key].num_connections for key in manager.pools.keys())
 print(json.dumps(result))
