@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { download } from "./lib/net.ts";
 import { median } from "./lib/stats.ts";
 import { kfCommand } from "./lib/tools.ts";
-import { REPO } from "./lib/cluster.ts";
+import { loadCluster, REPO } from "./lib/cluster.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -29,6 +29,9 @@ const { values: flags } = parseArgs({
 const reps = Number(flags.reps);
 const requests = Number(flags.requests);
 const bytes = Number(flags.mib) * 1024 * 1024;
+const cluster = loadCluster();
+if (!cluster) throw new Error("no test cluster: run `deno task cluster:up` first");
+const clusterEnv = cluster.env;
 type Mode = "auto" | "tcp";
 const MODES: Mode[] = ["auto", "tcp"];
 
@@ -45,9 +48,9 @@ async function startKf(mode: Mode): Promise<{ port: number; stop(): Promise<void
   const context = flags.context ? ["--context", flags.context] : [];
   const child = new Deno.Command(command, {
     args: [...args, "forward", "svc/echo", `${port}:80`, "--protocol", mode, ...context],
-    env: { KF_STATE_DIR: Deno.makeTempDirSync({ prefix: "kf-bench-state-" }), NO_COLOR: "1" },
+    env: { ...clusterEnv, KF_STATE_DIR: Deno.makeTempDirSync({ prefix: "kf-bench-state-" }) },
     stdout: "piped",
-    stderr: "piped",
+    stderr: "inherit",
   }).spawn();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let seen = "";
@@ -62,7 +65,6 @@ async function startKf(mode: Mode): Promise<{ port: number; stop(): Promise<void
   (async () => {
     while (!(await reader.read()).done) { /* drain */ }
   })().catch(() => {});
-  child.stderr.cancel().catch(() => {});
   return {
     port,
     async stop() {

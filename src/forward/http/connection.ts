@@ -278,7 +278,9 @@ export class HttpConnection {
   async #addFrame(exchange: Exchange, frame: Uint8Array): Promise<void> {
     if (exchange.state === "failed") return; // kf answers it; the rest of its body is dropped
     if (exchange.kept) {
-      exchange.frames.push(frame.length < 4096 ? frame.slice() : frame);
+      // a small view of a large read buffer is copied, so the kept copy does not pin the whole buffer
+      const view = frame.length < 4096 && frame.byteLength < frame.buffer.byteLength;
+      exchange.frames.push(view ? frame.slice() : frame);
       exchange.frameBytes += frame.length;
     }
     if (exchange.state === "sent") {
