@@ -37,7 +37,7 @@ export function formatEventJson(event: SessionEvent): string {
   }
 }
 
-/** "api GET /users 200 pod=api-7f9c 3.2ms out=78B in=1.2KB": one finished HTTP request; never header values. */
+/** "api GET /users 200 pod=api-7f9c 3.2ms out=78B in=1.2KiB": one finished HTTP request; never header values. */
 export function formatRequestLine(forward: string, request: RequestLogEntry): string {
   const pod = request.pod ? ` pod=${request.pod}` : "";
   return `${forward} ${request.method} ${request.path} ${request.status}${pod} ${request.durationMs}ms ` +
