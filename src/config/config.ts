@@ -13,22 +13,30 @@ import { parseSelector, parseTarget, SelectorError, TargetError } from "./target
 import type { Target } from "./target.ts";
 import {
   addressesOverlap,
+  type Balance,
+  BALANCES,
   DEFAULT_ADDRESS,
   DEFAULT_POD_WAIT_TIMEOUT_MS,
   type FlagSettings,
   nameProblem,
+  type Protocol,
+  PROTOCOLS,
   SETTING_RULES,
   type Settings,
   settingsFromFlags,
   type Transport,
   TRANSPORTS,
-  type Protocol,
-  PROTOCOLS,
-  type Balance,
-  BALANCES,
 } from "./settings.ts";
 
-export { BALANCES, DEFAULT_ADDRESS, DEFAULT_POD_WAIT_TIMEOUT_MS, parseDuration, PROTOCOLS, settingsFromFlags, TRANSPORTS };
+export {
+  BALANCES,
+  DEFAULT_ADDRESS,
+  DEFAULT_POD_WAIT_TIMEOUT_MS,
+  parseDuration,
+  PROTOCOLS,
+  settingsFromFlags,
+  TRANSPORTS,
+};
 export type { Balance, Protocol, Settings, Transport };
 export type { FlagSettings };
 

@@ -527,8 +527,8 @@ Deno.test("parseConfigText() reads protocol, balance and logRequests at the top 
       "forwards:\n  - {name: a, target: svc/a, ports: [80], protocol: h2, balance: random, logRequests: yes}\n",
     ),
     [
-      '2:53 forwards[0].protocol: unknown protocol "h2"; use one of: auto, http, tcp',
-      '2:66 forwards[0].balance: unknown balance "random"; use one of: sticky, round-robin',
+      '2:53 forwards[0].protocol: invalid protocol "h2": use one of: auto, http, tcp',
+      '2:66 forwards[0].balance: invalid balance "random": use one of: sticky, round-robin',
       "2:87 forwards[0].logRequests: 'logRequests' must be true or false, not the string \"yes\"",
     ],
   );
@@ -548,10 +548,10 @@ Deno.test("adHocForward() takes --protocol, --balance and --log-requests, and re
   assert.equal(adHocForward({ target: "svc/api", ports: ["80"] }).protocol, undefined);
   assert.throws(
     () => adHocForward({ target: "svc/api", ports: ["80"], protocol: "udp" }),
-    /Unknown protocol "udp"/,
+    /Cannot use --protocol "udp": use one of: auto, http, tcp/,
   );
   assert.throws(
     () => adHocForward({ target: "svc/api", ports: ["80"], balance: "lru" }),
-    /Unknown balance "lru"/,
+    /Cannot use --balance "lru": use one of: sticky, round-robin/,
   );
 });

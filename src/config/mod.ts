@@ -9,14 +9,14 @@ export {
   loadConfigFiles,
   parseConfigText,
   parseDuration,
-  settingsFromFlags,
   PROTOCOLS,
+  settingsFromFlags,
   TRANSPORTS,
 } from "./config.ts";
 export type {
   AdHocForwardArgs,
-  FlagSettings,
   Balance,
+  FlagSettings,
   ForwardSpec,
   LoadConfigOptions,
   ParseConfigOptions,

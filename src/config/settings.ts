@@ -81,7 +81,10 @@ export interface SettingRule<K extends keyof Settings = keyof Settings> {
    * The value to use, or why `raw` cannot be used (a reason that says how to fix it). `resolvePath` turns
    * a relative path into the one to use: relative to a config file, or unchanged for a flag.
    */
-  parse(raw: string | number | boolean, resolvePath: (path: string) => string): RuleResult<NonNullable<Settings[K]>>;
+  parse(
+    raw: string | number | boolean,
+    resolvePath: (path: string) => string,
+  ): RuleResult<NonNullable<Settings[K]>>;
 }
 
 const namespace: SettingRule<"namespace"> = {
