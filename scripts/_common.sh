@@ -13,6 +13,22 @@ install_deps() {
   fi
 }
 
+# Tools the e2e tests drive as real clients (python requests, ApacheBench, curl); each installed only when missing.
+ensure_test_packages() {
+  local missing=()
+  python3 -c 'import requests' 2>/dev/null || missing+=(python3-requests)
+  command -v ab >/dev/null 2>&1 || missing+=(apache2-utils)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  echo "[kf] installing test packages: ${missing[*]}" >&2
+  if command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y "${missing[@]}" >&2 || { apt-get update >&2 && apt-get install -y "${missing[@]}" >&2; } ||
+      echo "[kf] could not install ${missing[*]}; the HTTP e2e tests will fail" >&2
+  else
+    echo "[kf] please install: ${missing[*]} (needed by tests/e2e/http_test.ts)" >&2
+  fi
+}
+
 cluster_running() {
   local f="$KF_CLUSTER_DIR/pids/kube-apiserver.pid"
   [ -f "$f" ] && [ -d "/proc/$(cat "$f")" ]

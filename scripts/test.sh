@@ -4,6 +4,7 @@
 # Prints "N passed, M failed" as its last line; exits non-zero when any test fails.
 source "$(dirname "$0")/_common.sh"
 install_deps
+ensure_test_packages
 
 started=0
 if ! cluster_running; then started=1; fi

@@ -25,6 +25,9 @@ export interface ForwardCommandOptions {
   output: string;
   podWaitTimeout?: string;
   transport?: string;
+  protocol?: string;
+  balance?: string;
+  logRequests?: boolean;
   grace: string;
   detach?: boolean;
   stateDir?: string;
@@ -79,6 +82,11 @@ export function forwardCommand(io: CommandIO = defaultIO) {
         "auto (WebSocket, SPDY when RBAC allows only create), websocket or spdy",
       ),
     )
+    .addOption(
+      new Option("--protocol <kind>", "auto (HTTP/1.x handled per request, anything else TCP), http or tcp"),
+    )
+    .addOption(new Option("--balance <kind>", "HTTP requests: sticky (one pod while ready) or round-robin"))
+    .option("--log-requests", "report every HTTP request (method, path, status, pod, duration, bytes)")
     .option("--pod-wait-timeout <duration>", "how long a new connection waits for a ready pod (e.g. 30s)")
     .option("--grace <duration>", "on stop, how long open connections may finish", DEFAULT_GRACE)
     .option("-d, --detach", "run in the background; print the session id and ports once listening")
@@ -143,6 +151,9 @@ export async function forwardSpecs(
         address: options.address,
         podWaitTimeout: options.podWaitTimeout,
         transport: options.transport,
+        protocol: options.protocol,
+        balance: options.balance,
+        logRequests: options.logRequests,
       },
     });
     return config.forwards;
@@ -169,5 +180,8 @@ export async function forwardSpecs(
     podWaitTimeout: options.podWaitTimeout,
     name: options.name,
     transport: options.transport,
+    protocol: options.protocol,
+    balance: options.balance,
+    logRequests: options.logRequests,
   })];
 }

@@ -2,6 +2,7 @@
 
 import type { ForwardStatus } from "../forward/status.ts";
 import type { SessionEvent } from "../forward/session.ts";
+import type { RequestLogEntry } from "../forward/http/connection.ts";
 import { formatBytes, formatListeners, hostPort } from "./format.ts";
 
 export { hostPort };
@@ -31,13 +32,38 @@ export function formatEventJson(event: SessionEvent): string {
       });
     case "failed":
       return JSON.stringify({ time, event: "failed", forward: event.forward, error: event.error.message });
+    case "request":
+      return JSON.stringify({ time, event: "request", forward: event.forward, ...event.request });
   }
 }
 
-const HEADERS = ["NAME", "LOCAL", "TARGET", "POD", "STATE", "CONN", "IN", "OUT", "LAST ERROR"];
+/** "api GET /users 200 pod=api-7f9c 3.2ms out=78B in=1.2KiB": one finished HTTP request; never header values. */
+export function formatRequestLine(forward: string, request: RequestLogEntry): string {
+  const pod = request.pod ? ` pod=${request.pod}` : "";
+  return `${forward} ${request.method} ${request.path} ${request.status}${pod} ${request.durationMs}ms ` +
+    `out=${formatBytes(request.bytesOut)} in=${formatBytes(request.bytesIn)}`;
+}
 
-/** The table redrawn in place on a terminal. */
-export function renderForwardTable(statuses: ForwardStatus[], width = 160): string {
+const HEADERS = [
+  "NAME",
+  "LOCAL",
+  "TARGET",
+  "POD",
+  "STATE",
+  "CONN",
+  "IN",
+  "OUT",
+  "REQ/S",
+  "5XX",
+  "LAST ERROR",
+];
+
+/** The table redrawn in place on a terminal; `rates` holds HTTP requests per second by forward name. */
+export function renderForwardTable(
+  statuses: ForwardStatus[],
+  width = 160,
+  rates: ReadonlyMap<string, number> = new Map(),
+): string {
   const rows = statuses.map((s) => [
     s.name,
     formatListeners(s.listeners, true),
@@ -47,6 +73,8 @@ export function renderForwardTable(statuses: ForwardStatus[], width = 160): stri
     `${s.openConnections}/${s.totalConnections}`,
     formatBytes(s.bytesIn),
     formatBytes(s.bytesOut),
+    s.requests ? formatRate(rates.get(s.name) ?? 0) : "-",
+    s.requests ? String(s.serverErrors ?? 0) : "-",
     s.lastError ?? "",
   ]);
   const widths = HEADERS.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
@@ -59,9 +87,16 @@ export function renderForwardTable(statuses: ForwardStatus[], width = 160): stri
   return lines.join("\n") + "\n";
 }
 
+function formatRate(perSecond: number): string {
+  return perSecond >= 100 ? String(Math.round(perSecond)) : perSecond.toFixed(1);
+}
+
 /** Redraws the table at most a few times a second, replacing the previous drawing. */
 export class LiveTable {
   #lines = 0;
+  /** Per forward: the request count and time of the last drawing, for requests per second. */
+  readonly #lastCounts = new Map<string, { requests: number; at: number }>();
+  readonly #rates = new Map<string, number>();
   readonly #write: (text: string) => void;
 
   constructor(write: (text: string) => void) {
@@ -76,7 +111,16 @@ export class LiveTable {
     } catch {
       // not a terminal after all
     }
-    const text = renderForwardTable(statuses, width) + footer + "\n";
+    const now = performance.now();
+    for (const s of statuses) {
+      const before = this.#lastCounts.get(s.name);
+      const requests = s.requests ?? 0;
+      if (before && now > before.at) {
+        this.#rates.set(s.name, ((requests - before.requests) * 1000) / (now - before.at));
+      }
+      this.#lastCounts.set(s.name, { requests, at: now });
+    }
+    const text = renderForwardTable(statuses, width, this.#rates) + footer + "\n";
     // move up over the previous drawing and clear to the end of the screen
     const clear = this.#lines > 0 ? `\x1b[${this.#lines}F\x1b[J` : "";
     this.#lines = text.split("\n").length - 1;

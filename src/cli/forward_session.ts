@@ -9,7 +9,13 @@ import { ForwardSession } from "../forward/session.ts";
 import { SharedWatches } from "../watch/mod.ts";
 import { resolveStateDir, SessionRecorder } from "../state/mod.ts";
 import type { CommandIO } from "./ps.ts";
-import { formatEventJson, formatForwardLine, hostPort, LiveTable } from "./forward_output.ts";
+import {
+  formatEventJson,
+  formatForwardLine,
+  formatRequestLine,
+  hostPort,
+  LiveTable,
+} from "./forward_output.ts";
 
 export interface RunSessionOptions {
   io: CommandIO;
@@ -35,9 +41,13 @@ export async function runSession(specs: ForwardSpec[], options: RunSessionOption
 
   const lastLine = new Map<string, string>();
   session.subscribe((event) => {
-    recorder?.changed();
+    // requests change no state worth a state file write; the table shows their rate
+    if (event.type !== "request") recorder?.changed();
     if (options.output === "json") return io.out(formatEventJson(event) + "\n");
     if (table) return; // redrawn below
+    if (event.type === "request") {
+      return io.out(`${new Date().toISOString()} ${formatRequestLine(event.forward, event.request)}\n`);
+    }
     if (event.type === "status") {
       // one line per state or pod change, not per byte
       const line = formatForwardLine({ ...event.status, openConnections: 0, totalConnections: 0 });

@@ -13,10 +13,14 @@ import { parseSelector, parseTarget, SelectorError, TargetError } from "./target
 import type { Target } from "./target.ts";
 import {
   addressesOverlap,
+  type Balance,
+  BALANCES,
   DEFAULT_ADDRESS,
   DEFAULT_POD_WAIT_TIMEOUT_MS,
   type FlagSettings,
   nameProblem,
+  type Protocol,
+  PROTOCOLS,
   SETTING_RULES,
   type Settings,
   settingsFromFlags,
@@ -24,8 +28,16 @@ import {
   TRANSPORTS,
 } from "./settings.ts";
 
-export { DEFAULT_ADDRESS, DEFAULT_POD_WAIT_TIMEOUT_MS, parseDuration, settingsFromFlags, TRANSPORTS };
-export type { Settings, Transport };
+export {
+  BALANCES,
+  DEFAULT_ADDRESS,
+  DEFAULT_POD_WAIT_TIMEOUT_MS,
+  parseDuration,
+  PROTOCOLS,
+  settingsFromFlags,
+  TRANSPORTS,
+};
+export type { Balance, Protocol, Settings, Transport };
 export type { FlagSettings };
 
 /** One forward, normalized: what the engine listens on and where it sends each connection. */
@@ -52,6 +64,16 @@ export interface ForwardSpec {
    * pods/portforward. @default {"auto"}
    */
   transport?: Transport;
+  /**
+   * "auto": a connection that starts with an HTTP/1.x request line is forwarded request by request (safe
+   * replay, per-request pod choice), anything else as opaque TCP; "http": always HTTP; "tcp": never.
+   * @default {"auto"}
+   */
+  protocol?: Protocol;
+  /** Which pod each HTTP request goes to: the current one while ready, or each ready pod in turn. @default {"sticky"} */
+  balance?: Balance;
+  /** Every HTTP request is reported (method, path without query, status, pod, duration, bytes). */
+  logRequests?: boolean;
   /** How long a new local connection waits for a ready pod. @default {30000} */
   podWaitTimeoutMs: number;
   /** Where the forward was declared; undefined for forwards from command-line flags. */
@@ -143,6 +165,11 @@ export interface AdHocForwardArgs {
   podWaitTimeout?: string;
   /** @default {"auto"} */
   transport?: string;
+  /** @default {"auto"} */
+  protocol?: string;
+  /** @default {"sticky"} */
+  balance?: string;
+  logRequests?: boolean;
   /** @default {the target's name, e.g. "api" for svc/api; for a selector, its first key=value's value} */
   name?: string;
 }
@@ -186,6 +213,9 @@ export function adHocForward(args: AdHocForwardArgs): ForwardSpec {
     addresses: settings.addresses ?? [DEFAULT_ADDRESS],
     podWaitTimeoutMs: settings.podWaitTimeoutMs ?? DEFAULT_POD_WAIT_TIMEOUT_MS,
     ...optional("transport", settings.transport),
+    ...optional("protocol", settings.protocol),
+    ...optional("balance", settings.balance),
+    ...optional("logRequests", settings.logRequests),
   };
 }
 
@@ -491,6 +521,12 @@ class FileReader {
         podWaitTimeoutMs: settings.podWaitTimeoutMs ?? defaults.podWaitTimeoutMs ??
           DEFAULT_POD_WAIT_TIMEOUT_MS,
         ...optional("transport", settings.transport ?? defaults.transport),
+        ...optional("protocol", settings.protocol ?? defaults.protocol),
+        ...optional("balance", settings.balance ?? defaults.balance),
+        ...optional("logRequests", settings.logRequests ?? defaults.logRequests),
+        ...optional("protocol", settings.protocol ?? defaults.protocol),
+        ...optional("balance", settings.balance ?? defaults.balance),
+        ...optional("logRequests", settings.logRequests ?? defaults.logRequests),
         source: { file: this.#file, ...position },
       },
       file: this.#file,
@@ -555,7 +591,9 @@ class FileReader {
     for (const rule of SETTING_RULES) {
       const entry = entries.get(rule.key);
       if (!entry) continue;
-      const raw = rule.acceptsNumber
+      const raw = rule.acceptsBoolean
+        ? this.#boolean(entry)
+        : rule.acceptsNumber
         ? this.#stringOrNumber(entry, rule.example)
         : rule.acceptsList && isSeq(entry.value)
         ? this.#stringList(entry, rule.example)
@@ -630,6 +668,17 @@ class FileReader {
   }
 
   /** The entry's value as a string, or undefined after reporting that it is not one. */
+  #boolean(entry: Entry): boolean | undefined {
+    const node = entry.value;
+    if (node && isScalar(node) && typeof node.value === "boolean") return node.value;
+    this.#error(
+      node ? entry.at : entry.keyNode,
+      entry.path,
+      `'${entry.key}' must be true or false, not ${describe(node)}`,
+    );
+    return undefined;
+  }
+
   #string(entry: Entry, example: string): string | undefined {
     const node = entry.value;
     if (node && isScalar(node) && typeof node.value === "string") return node.value;

@@ -332,7 +332,7 @@ forwards:
     "6:5 forwards[0].timeout: unknown key 'timeout'; did you mean 'podWaitTimeout'?",
     "7:5 forwards[0].forwards: 'forwards' is only valid at the top level of the file; move it there",
     "8:5 forwards[0].wat: unknown key 'wat'; valid keys here are 'name', 'target', 'selector', 'ports', " +
-    "'namespace', 'context', 'kubeconfig', 'address', 'podWaitTimeout', 'transport'",
+    "'namespace', 'context', 'kubeconfig', 'address', 'podWaitTimeout', 'transport', 'protocol', 'balance', 'logRequests'",
   ]);
 });
 
@@ -509,5 +509,49 @@ Deno.test("parseConfigText() reads transport at the top and per forward, and rej
     () =>
       parseConfigText("forwards:\n  - {name: a, target: svc/a, ports: [80], transport: quic}\n", "t.yaml"),
     /t\.yaml:2:\d+: invalid transport "quic": use one of: auto, websocket, spdy/,
+  );
+});
+
+Deno.test("parseConfigText() reads protocol, balance and logRequests at the top and per forward", () => {
+  const specs = parseConfigText(
+    "protocol: http\nlogRequests: true\nforwards:\n  - {name: a, target: svc/a, ports: [80]}\n" +
+      "  - {name: b, target: svc/b, ports: [81], protocol: tcp, balance: round-robin, logRequests: false}\n",
+    "t.yaml",
+  );
+  assert.deepEqual(specs.map((s) => [s.protocol, s.balance, s.logRequests]), [
+    ["http", undefined, true],
+    ["tcp", "round-robin", false],
+  ]);
+  assert.deepEqual(
+    problems(
+      "forwards:\n  - {name: a, target: svc/a, ports: [80], protocol: h2, balance: random, logRequests: yes}\n",
+    ),
+    [
+      '2:53 forwards[0].protocol: invalid protocol "h2": use one of: auto, http, tcp',
+      '2:66 forwards[0].balance: invalid balance "random": use one of: sticky, round-robin',
+      "2:87 forwards[0].logRequests: 'logRequests' must be true or false, not the string \"yes\"",
+    ],
+  );
+});
+
+Deno.test("adHocForward() takes --protocol, --balance and --log-requests, and rejects unknown values", () => {
+  const spec = adHocForward({
+    target: "svc/api",
+    ports: ["80"],
+    protocol: "http",
+    balance: "round-robin",
+    logRequests: true,
+  });
+  assert.equal(spec.protocol, "http");
+  assert.equal(spec.balance, "round-robin");
+  assert.equal(spec.logRequests, true);
+  assert.equal(adHocForward({ target: "svc/api", ports: ["80"] }).protocol, undefined);
+  assert.throws(
+    () => adHocForward({ target: "svc/api", ports: ["80"], protocol: "udp" }),
+    /Cannot use --protocol "udp": use one of: auto, http, tcp/,
+  );
+  assert.throws(
+    () => adHocForward({ target: "svc/api", ports: ["80"], balance: "lru" }),
+    /Cannot use --balance "lru": use one of: sticky, round-robin/,
   );
 });

@@ -2,21 +2,25 @@
 
 export {
   adHocForward,
+  BALANCES,
   DEFAULT_ADDRESS,
   DEFAULT_POD_WAIT_TIMEOUT_MS,
   defaultForwardName,
   loadConfigFiles,
   parseConfigText,
   parseDuration,
+  PROTOCOLS,
   settingsFromFlags,
   TRANSPORTS,
 } from "./config.ts";
 export type {
   AdHocForwardArgs,
+  Balance,
   FlagSettings,
   ForwardSpec,
   LoadConfigOptions,
   ParseConfigOptions,
+  Protocol,
   SessionConfig,
   Settings,
   Transport,

@@ -12,6 +12,10 @@ import { DurationError, parseDuration } from "./duration.ts";
 
 export type Transport = "auto" | "websocket" | "spdy";
 export const TRANSPORTS: readonly Transport[] = ["auto", "websocket", "spdy"];
+export type Protocol = "auto" | "http" | "tcp";
+export const PROTOCOLS: readonly Protocol[] = ["auto", "http", "tcp"];
+export type Balance = "sticky" | "round-robin";
+export const BALANCES: readonly Balance[] = ["sticky", "round-robin"];
 
 /**
  * Loopback only, as with kubectl: a forward exposes cluster services, so listening on the network must be
@@ -35,6 +39,9 @@ export interface Settings {
   addresses?: string[];
   podWaitTimeoutMs?: number;
   transport?: Transport;
+  protocol?: Protocol;
+  balance?: Balance;
+  logRequests?: boolean;
 }
 
 /** Settings as given on the command line, before validation. */
@@ -47,6 +54,9 @@ export interface FlagSettings {
   /** A duration like `30s`; a bare number is seconds. */
   podWaitTimeout?: string;
   transport?: string;
+  protocol?: string;
+  balance?: string;
+  logRequests?: boolean;
 }
 
 export type RuleResult<T> = { value: T } | { problem: string };
@@ -65,11 +75,16 @@ export interface SettingRule<K extends keyof Settings = keyof Settings> {
   readonly acceptsNumber?: boolean;
   /** A YAML list of strings is valid too, read as the comma-separated list of its items. */
   readonly acceptsList?: boolean;
+  /** A YAML boolean, and nothing else, is the value. */
+  readonly acceptsBoolean?: boolean;
   /**
    * The value to use, or why `raw` cannot be used (a reason that says how to fix it). `resolvePath` turns
    * a relative path into the one to use: relative to a config file, or unchanged for a flag.
    */
-  parse(raw: string | number, resolvePath: (path: string) => string): RuleResult<NonNullable<Settings[K]>>;
+  parse(
+    raw: string | number | boolean,
+    resolvePath: (path: string) => string,
+  ): RuleResult<NonNullable<Settings[K]>>;
 }
 
 const namespace: SettingRule<"namespace"> = {
@@ -120,7 +135,7 @@ const podWaitTimeout: SettingRule<"podWaitTimeoutMs"> = {
   acceptsNumber: true,
   parse: (raw) => {
     try {
-      return { value: parseDuration(raw) };
+      return { value: parseDuration(raw as string | number) };
     } catch (error) {
       if (!(error instanceof DurationError)) throw error;
       return { problem: error.reason };
@@ -139,6 +154,37 @@ const transport: SettingRule<"transport"> = {
       : { problem: `use one of: ${TRANSPORTS.join(", ")}` },
 };
 
+const protocol: SettingRule<"protocol"> = {
+  setting: "protocol",
+  key: "protocol",
+  flag: "--protocol",
+  example: "auto",
+  parse: (raw) =>
+    PROTOCOLS.includes(raw as Protocol)
+      ? { value: raw as Protocol }
+      : { problem: `use one of: ${PROTOCOLS.join(", ")}` },
+};
+
+const balance: SettingRule<"balance"> = {
+  setting: "balance",
+  key: "balance",
+  flag: "--balance",
+  example: "sticky",
+  parse: (raw) =>
+    BALANCES.includes(raw as Balance)
+      ? { value: raw as Balance }
+      : { problem: `use one of: ${BALANCES.join(", ")}` },
+};
+
+const logRequests: SettingRule<"logRequests"> = {
+  setting: "logRequests",
+  key: "logRequests",
+  flag: "--log-requests",
+  example: "true",
+  acceptsBoolean: true,
+  parse: (raw) => typeof raw === "boolean" ? { value: raw } : { problem: "use true or false" },
+};
+
 /** Every setting, in the order a config file documents them. */
 export const SETTING_RULES: readonly SettingRule[] = [
   namespace,
@@ -147,6 +193,9 @@ export const SETTING_RULES: readonly SettingRule[] = [
   address,
   podWaitTimeout,
   transport,
+  protocol,
+  balance,
+  logRequests,
 ] as SettingRule[];
 
 const FLAG_NAMES: Record<keyof Settings, keyof FlagSettings> = {
@@ -156,6 +205,9 @@ const FLAG_NAMES: Record<keyof Settings, keyof FlagSettings> = {
   addresses: "address",
   podWaitTimeoutMs: "podWaitTimeout",
   transport: "transport",
+  protocol: "protocol",
+  balance: "balance",
+  logRequests: "logRequests",
 };
 
 /**

@@ -9,12 +9,14 @@ import type { Pod } from "../kube/types.ts";
 import type { SharedWatches } from "../watch/mod.ts";
 import { LocalListenError, NoReadyPodError } from "./errors.ts";
 import { type BoundListener, ListenFailure, listenOnHosts } from "./listen.ts";
-import { choosePod, type Endpoint, endpointFor, isPodReady } from "./picker.ts";
+import { choosePod, choosePodRoundRobin, type Endpoint, endpointFor, isPodReady } from "./picker.ts";
 import type { ForwardState, ForwardStatus, WireTransport } from "./status.ts";
 import { TargetWatch } from "./target_watch.ts";
 import { Tunnel, type TunnelCounters } from "./tunnel.ts";
 import { autoOpener, type OpenUpstream, portForwardOpener, Prewarm, type Upstream } from "./upstream.ts";
 import { spdyOpener, spdyRefused } from "./spdy/pool.ts";
+import { HttpConnection, type RequestLogEntry } from "./http/connection.ts";
+import { sniffConnection } from "./http/sniff.ts";
 
 export interface ForwardDeps {
   client: KubeClient;
@@ -27,7 +29,9 @@ export interface ForwardDeps {
 /** Something worth telling the user about one forward. */
 export type ForwardEvent =
   | { type: "status"; status: ForwardStatus }
-  | { type: "connection-error"; forward: string; pod?: string; message: string };
+  | { type: "connection-error"; forward: string; pod?: string; message: string }
+  // with logRequests: one finished HTTP request
+  | { type: "request"; forward: string; request: RequestLogEntry };
 
 interface PortRuntime {
   remote: number | string;
@@ -47,7 +51,7 @@ export class Forward {
   readonly #abort = new AbortController();
   readonly #listeners = new Set<(event: ForwardEvent) => void>();
   readonly #ports: PortRuntime[] = [];
-  readonly #tunnels = new Set<Tunnel>();
+  readonly #tunnels = new Set<Tunnel | HttpConnection>();
   readonly #counters: TunnelCounters = { bytesIn: 0, bytesOut: 0 };
   readonly #accepting: Promise<void>[] = [];
   #state: ForwardState = "starting";
@@ -57,6 +61,10 @@ export class Forward {
   #totalConnections = 0;
   #lastError?: string;
   #lastErrorAt?: number;
+  #requests = 0;
+  #serverErrors = 0;
+  /** The pod the last round-robin request went to. */
+  #lastRoundRobin?: string;
 
   constructor(spec: ForwardSpec, deps: ForwardDeps) {
     this.spec = spec;
@@ -181,6 +189,8 @@ export class Forward {
       lastError: this.#lastError,
       lastErrorAt: this.#lastErrorAt,
       transport: this.#transport,
+      requests: this.#requests,
+      serverErrors: this.#serverErrors,
     };
   }
 
@@ -232,20 +242,76 @@ export class Forward {
 
   async #serve(port: PortRuntime, conn: Deno.TcpConn): Promise<void> {
     const startedAt = this.#deps.clock.now();
-    const tunnel = new Tunnel({
-      local: conn,
-      counters: this.#counters,
-      signal: this.#abort.signal,
-      acquire: (exclude, signal) => this.#acquire(port, exclude, signal, startedAt),
-      onPodFailed: (pod) => port.prewarm.invalidate(pod),
-    });
-    this.#tunnels.add(tunnel);
     this.#totalConnections++;
+    const protocol = this.spec.protocol ?? "auto";
+    const acquire = (exclude: ReadonlySet<string>, signal: AbortSignal) =>
+      this.#acquire(port, exclude, signal, startedAt);
+    const onPodFailed = (pod: string) => port.prewarm.invalidate(pod);
+    let carrier: Tunnel | HttpConnection;
+    if (protocol === "tcp") {
+      carrier = new Tunnel({
+        local: conn,
+        counters: this.#counters,
+        signal: this.#abort.signal,
+        acquire,
+        onPodFailed,
+      });
+    } else {
+      // the first upstream opens while the first bytes arrive, so sniffing costs no round trip
+      const first = protocol === "auto" ? acquire(new Set(), this.#abort.signal) : undefined;
+      first?.catch(() => {});
+      const sniffed = first ? await sniffConnection(conn, first) : undefined;
+      if (sniffed?.protocol === "tcp") {
+        carrier = new Tunnel({
+          local: conn,
+          counters: this.#counters,
+          signal: this.#abort.signal,
+          acquire,
+          onPodFailed,
+          first,
+          firstFrame: sniffed.firstFrame,
+        });
+      } else {
+        carrier = new HttpConnection({
+          local: conn,
+          counters: this.#counters,
+          signal: this.#abort.signal,
+          initial: sniffed?.bytes,
+          first,
+          // each request waits for a pod from its own start, not from the connection's
+          acquire: (exclude, signal, prefer) =>
+            this.#acquire(port, exclude, signal, this.#deps.clock.now(), prefer),
+          choose: (exclude) => this.#choose(port.remote, exclude),
+          onPodFailed,
+          onRequest: (request) => this.#onRequest(request),
+        });
+      }
+    }
+    this.#tunnels.add(carrier);
     this.#changed();
-    const result = await tunnel.run();
-    this.#tunnels.delete(tunnel);
+    const result = await carrier.run();
+    this.#tunnels.delete(carrier);
     if (result.error) this.#connectionError(result.error, result.pod);
     this.#changed();
+  }
+
+  /** The pod the next HTTP request on an idle connection goes to, per the forward's balance. */
+  #choose(remote: number | string, exclude: ReadonlySet<string>): string | undefined {
+    if (this.spec.balance !== "round-robin") return this.#endpointNow(remote, exclude)?.pod;
+    const service = this.spec.target.kind === "service" ? this.#target.service : undefined;
+    const pod = choosePodRoundRobin(this.#target.pods(), {
+      last: this.#lastRoundRobin,
+      exclude,
+      usable: (p) => endpointFor(p, remote, service) !== undefined,
+    });
+    this.#lastRoundRobin = pod?.metadata.name;
+    return pod?.metadata.name;
+  }
+
+  #onRequest(request: RequestLogEntry): void {
+    this.#requests++;
+    if (request.status >= 500) this.#serverErrors++;
+    if (this.spec.logRequests) this.#emit({ type: "request", forward: this.spec.name, request });
   }
 
   /** An upstream for a new connection: the prewarmed socket when it fits, else a new one; waits (bounded) for a pod. */
@@ -254,11 +320,12 @@ export class Forward {
     exclude: ReadonlySet<string>,
     signal: AbortSignal,
     startedAt: number,
+    prefer?: string,
   ): Promise<Upstream> {
     const deadline = startedAt + this.spec.podWaitTimeoutMs;
     const skip = new Set(exclude);
     while (true) {
-      const endpoint = await this.#waitForEndpoint(port.remote, skip, signal, deadline);
+      const endpoint = await this.#waitForEndpoint(port.remote, skip, signal, deadline, prefer);
       // the pod may stop being ready while we dial it (a rollout, a force-delete): give up on it at once
       // and pick again, instead of finding out from the kubelet after a full WebSocket handshake
       const dial = new AbortController();
@@ -290,10 +357,17 @@ export class Forward {
     return found !== undefined && isPodReady(found);
   }
 
-  #endpointNow(remote: number | string, exclude: ReadonlySet<string>): Endpoint | undefined {
+  #endpointNow(remote: number | string, exclude: ReadonlySet<string>, prefer?: string): Endpoint | undefined {
     const service = this.spec.target.kind === "service" ? this.#target.service : undefined;
     const usable = (pod: Pod) => endpointFor(pod, remote, service) !== undefined;
-    const pod = choosePod(this.#target.pods(), { current: this.#pod, exclude, usable });
+    const pods = this.#target.pods();
+    // a round-robin request names its pod; sticky ones get the forward's current pod
+    const preferred = prefer === undefined
+      ? undefined
+      : choosePod(pods, { current: prefer, exclude, usable });
+    const pod = preferred && preferred.metadata.name === prefer
+      ? preferred
+      : choosePod(pods, { current: this.#pod, exclude, usable });
     return pod ? endpointFor(pod, remote, service) : undefined;
   }
 
@@ -302,8 +376,9 @@ export class Forward {
     exclude: ReadonlySet<string>,
     signal: AbortSignal,
     deadline: number,
+    prefer?: string,
   ): Promise<Endpoint> {
-    const now = this.#endpointNow(remote, exclude);
+    const now = this.#endpointNow(remote, exclude, prefer);
     if (now) return Promise.resolve(now);
     return new Promise<Endpoint>((resolve, reject) => {
       const timer = new AbortController();
@@ -353,7 +428,7 @@ export class Forward {
     if (this.#target.podStore?.synced) {
       // a deleted pod's connections are dead: close them now instead of waiting for TCP to notice
       for (const tunnel of this.#tunnels) {
-        if (tunnel.pod && !present.has(tunnel.pod)) tunnel.podDeleted(tunnel.pod);
+        for (const pod of tunnel.pods()) if (!present.has(pod)) tunnel.podDeleted(pod);
       }
     }
     const store = this.#target.podStore;

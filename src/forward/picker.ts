@@ -75,3 +75,18 @@ function newestFirst(a: Pod, b: Pod): number {
   const byAge = (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? "");
   return byAge !== 0 ? byAge : a.metadata.name.localeCompare(b.metadata.name);
 }
+
+/**
+ * Round-robin over the ready pods (by name, so every connection agrees on the order): the first candidate
+ * after `last`, wrapping around. Pods that come and go simply join or leave the cycle.
+ */
+export function choosePodRoundRobin(
+  pods: Pod[],
+  options: { last?: string; exclude?: ReadonlySet<string>; usable?: (pod: Pod) => boolean } = {},
+): Pod | undefined {
+  const candidates = pods.filter((pod) =>
+    isPodReady(pod) && !options.exclude?.has(pod.metadata.name) && (options.usable?.(pod) ?? true)
+  ).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  if (options.last === undefined) return candidates[0];
+  return candidates.find((pod) => pod.metadata.name > options.last!) ?? candidates[0];
+}

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Pod, Service } from "../kube/types.ts";
-import { choosePod, endpointFor, isPodReady, resolveContainerPort } from "./picker.ts";
+import { choosePod, choosePodRoundRobin, endpointFor, isPodReady, resolveContainerPort } from "./picker.ts";
 
 function pod(
   name: string,
@@ -70,4 +70,19 @@ Deno.test("choosePod takes the newest ready pod when the current one is gone", (
   assert.equal(choosePod(pods, { current: "gone" })?.metadata.name, "c");
   assert.equal(choosePod(pods, { exclude: new Set(["c"]) })?.metadata.name, "a");
   assert.equal(choosePod([pod("x", { deleting: true })]), undefined);
+});
+
+Deno.test("round-robin cycles through ready pods by name and skips excluded and unready ones", () => {
+  const pods = [pod("c"), pod("a"), pod("b", { ready: false }), pod("d")];
+  const order: string[] = [];
+  let last: string | undefined;
+  for (let i = 0; i < 4; i++) {
+    last = choosePodRoundRobin(pods, { last })?.metadata.name;
+    order.push(last!);
+  }
+  assert.deepEqual(order, ["a", "c", "d", "a"]);
+  assert.equal(choosePodRoundRobin(pods, { last: "a", exclude: new Set(["c"]) })?.metadata.name, "d");
+  // the pod it used last is gone: the next one after its name
+  assert.equal(choosePodRoundRobin(pods, { last: "b" })?.metadata.name, "c");
+  assert.equal(choosePodRoundRobin([pod("x", { ready: false })]), undefined);
 });

@@ -31,6 +31,10 @@ export interface ForwardStatus {
   lastErrorAt?: number;
   /** How connections reach the pod (see WireTransport). */
   transport?: WireTransport;
+  /** HTTP requests finished (HTTP connections only). */
+  requests?: number;
+  /** Of those, answered with a 5xx (by the pod, or by kf when a pod went away). */
+  serverErrors?: number;
 }
 
 /**

@@ -44,6 +44,10 @@ export interface TunnelOptions {
   onPodFailed?(pod: string, error: Error): void;
   counters: TunnelCounters;
   signal: AbortSignal;
+  /** An upstream opened when the client connected (while the forward looked at the first bytes), for attempt 1. */
+  first?: Promise<Upstream>;
+  /** The client's first bytes as a data frame, already being read by the forward (undefined: EOF). */
+  firstFrame?: Promise<Uint8Array | undefined>;
 }
 
 export interface TunnelResult {
@@ -85,6 +89,11 @@ export class Tunnel {
     this.#wsReady = Promise.withResolvers();
   }
 
+  /** The pods this connection holds an upstream to. */
+  pods(): string[] {
+    return this.pod ? [this.pod] : [];
+  }
+
   /** Ends the connection now (forward stopping). */
   close(reason?: Error): void {
     this.#abort.abort(reason);
@@ -107,7 +116,8 @@ export class Tunnel {
     const exclude = new Set<string>();
     try {
       for (let attempt = 1;; attempt++) {
-        const upstream = await this.#options.acquire(exclude, this.#abort.signal);
+        const first = attempt === 1 ? this.#options.first : undefined;
+        const upstream = await (first ?? this.#options.acquire(exclude, this.#abort.signal));
         this.pod = upstream.endpoint.pod;
         const end = await this.#runAttempt(upstream);
         if (this.#lingerOver || this.#localFailed || (end.answered && this.#localEndedAt !== undefined)) {
@@ -252,7 +262,9 @@ export class Tunnel {
           if (this.#closed) break;
           continue;
         }
-        const frame = await this.#readFrame();
+        const firstFrame = this.#options.firstFrame;
+        this.#options.firstFrame = undefined;
+        const frame = firstFrame ? await firstFrame : await this.#readFrame();
         if (!frame) break;
         const length = frame.length - 1;
         this.#options.counters.bytesOut += length;

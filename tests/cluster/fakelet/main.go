@@ -278,6 +278,7 @@ func httpBackend() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, name)
 	})
+	registerHTTPExtras(mux)
 	return mux
 }
 

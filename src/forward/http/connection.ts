@@ -1,0 +1,731 @@
+/**
+ * One local HTTP/1.x connection, run request by request. Each request that finds the connection idle picks
+ * its pod (sticky or round-robin) and reuses an upstream to that pod while it stays open; pipelined requests
+ * follow the one before them on the same upstream. When the upstream goes away:
+ *
+ * - between requests: nothing happens; the next request opens a new one to a ready pod;
+ * - before a response started: an idempotent request (or one with an Idempotency-Key) is sent again, from a
+ *   bounded copy, to another pod; any other request gets a 502 from kf, because the dead pod may already
+ *   have executed it and resending would execute it twice;
+ * - after a response started: the client's connection is cut, as in plain TCP mode.
+ *
+ * A 101 (or a 2xx to CONNECT) makes the rest of the connection opaque bytes on that upstream. Bodies are
+ * never held whole: the only copies are a request's replay buffer (up to REPLAY_LIMIT, then the request is
+ * no longer resendable) and the bytes the kernel and WebSocket queues hold under the same high-water marks
+ * as the TCP tunnel.
+ */
+
+import type WebSocket from "ws";
+import { classifyPodError, DATA_CHANNEL, encodeData, PortForwardDecoder } from "../channel_frames.ts";
+import { PodPortError } from "../errors.ts";
+import { keepAlive } from "../liveness.ts";
+import type { TunnelCounters, TunnelResult } from "../tunnel.ts";
+import type { Upstream } from "../upstream.ts";
+import { concatBytes } from "../../bytes.ts";
+import {
+  asksForSwitch,
+  FramingError,
+  isReplayable,
+  pathOf,
+  type Piece,
+  RequestFramer,
+  type RequestHead,
+  ResponseFramer,
+  type ResponseHead,
+  wantsClose,
+} from "./framing.ts";
+
+/** Upload bytes queued in one upstream before the client's socket is no longer read. */
+const UPLOAD_HIGH_WATER = 1 << 20;
+/** Download bytes queued toward the client before the upstream is paused. */
+const DOWNLOAD_HIGH_WATER = 1 << 20;
+/** A request's bytes kept for a resend; a larger request is not resent. */
+const REPLAY_LIMIT = 1 << 20;
+/** Sends of one request while pods keep vanishing under it. */
+const MAX_ATTEMPTS = 6;
+/** Idle upstreams a connection keeps per pod (round-robin returns to each pod in turn). */
+const MAX_PARKED = 4;
+const PING_IDLE_MS = 20_000;
+const PING_TIMEOUT_MS = 10_000;
+const MIN_READ_CHUNK = 4 * 1024;
+const MAX_READ_CHUNK = 64 * 1024;
+/** After the client's EOF on an upgraded connection, how long the pod may go on sending (v4 has no half-close). */
+const OPAQUE_LINGER_MS = 2_000;
+
+/** One finished request, for the request log. Header values are never part of it. */
+export interface RequestLogEntry {
+  method: string;
+  /** The target's path, without query or fragment. */
+  path: string;
+  status: number;
+  pod?: string;
+  durationMs: number;
+  /** Request bytes (head and body) from the client. */
+  bytesOut: number;
+  /** Response bytes to the client. */
+  bytesIn: number;
+}
+
+export interface HttpConnectionOptions {
+  local: Deno.Conn;
+  counters: TunnelCounters;
+  signal: AbortSignal;
+  /** Bytes the forward already read from the client while telling HTTP from other protocols. */
+  initial?: Uint8Array;
+  /** An upstream opened when the client connected, for the first request. */
+  first?: Promise<Upstream>;
+  /** The pod the next request on an idle connection should go to now; undefined when none is ready. */
+  choose(exclude: ReadonlySet<string>): string | undefined;
+  /** An upstream to a ready pod (preferably `prefer`), waiting (bounded) for one. */
+  acquire(exclude: ReadonlySet<string>, signal: AbortSignal, prefer?: string): Promise<Upstream>;
+  onPodFailed?(pod: string, error: Error): void;
+  onRequest?(entry: RequestLogEntry): void;
+}
+
+/** A request and its response. */
+interface Exchange {
+  head: RequestHead;
+  replayable: boolean;
+  /** Frames of the request so far (channel byte included), while they may still be needed. */
+  frames: Uint8Array[];
+  frameBytes: number;
+  /** frames holds the whole request so far (false once past REPLAY_LIMIT after it was sent). */
+  kept: boolean;
+  /** The whole request has been read from the client. */
+  complete: boolean;
+  state: "queued" | "sent" | "failed";
+  /** A final response byte reached the client: no resend possible. */
+  responseStarted: boolean;
+  status?: number;
+  /** The answer switched protocols (101, or 2xx to CONNECT). */
+  switched?: boolean;
+  /** Why kf answers this request itself (state "failed"). */
+  failure?: { status: number; message: string; pod?: string };
+  pod?: string;
+  attempts: number;
+  startedAt: number;
+  bytesOut: number;
+  bytesIn: number;
+  /** Waiters for the request to be sent (a queued request past REPLAY_LIMIT stops the client's reads). */
+  sent?: PromiseWithResolvers<void>;
+}
+
+/** One upstream: a WebSocket (or SPDY stream pair) carrying requests in order. */
+interface Link {
+  ws: WebSocket;
+  pod: string;
+  decoder: PortForwardDecoder;
+  framer: ResponseFramer;
+  error?: Error;
+  closed: boolean;
+  uploadInFlight: number;
+  drained?: PromiseWithResolvers<void>;
+  paused: boolean;
+  downloadQueued: number;
+  detach(): void;
+}
+
+export class HttpConnection {
+  readonly #options: HttpConnectionOptions;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #framer = new RequestFramer();
+  readonly #abort = new AbortController();
+  readonly #done = Promise.withResolvers<void>();
+  /** Exchanges in request order, until their response ends. */
+  readonly #queue: Exchange[] = [];
+  /** The upstream requests go to now. */
+  #link?: Link;
+  /** Idle upstreams by pod, for the next requests. */
+  readonly #parked = new Map<string, Link>();
+  /** Pods that failed this connection recently; forgotten after a good response. */
+  readonly #exclude = new Set<string>();
+  /** The exchange whose request bytes are arriving. */
+  #current?: Exchange;
+  #first?: Promise<Upstream>;
+  #result: TunnelResult = {};
+  #finished = false;
+  #localEnded = false;
+  /** After a 101: every byte goes to this link as is. */
+  #opaque?: Link;
+  /** Resolves when a requested protocol switch was answered (the client's reads wait for it). */
+  #switchAnswered?: PromiseWithResolvers<void>;
+  #dispatching?: Promise<void>;
+  #dispatchAgain = false;
+  #readChunk = MIN_READ_CHUNK;
+  #closeAfter = false;
+
+  constructor(options: HttpConnectionOptions) {
+    this.#options = options;
+    this.#first = options.first;
+    this.#writer = options.local.writable.getWriter();
+  }
+
+  /** The pods this connection holds upstreams to. */
+  pods(): string[] {
+    const pods = new Set(this.#parked.keys());
+    if (this.#link) pods.add(this.#link.pod);
+    return [...pods];
+  }
+
+  /** The pod the current upstream goes to. */
+  get pod(): string | undefined {
+    return this.#link?.pod;
+  }
+
+  /** Ends the connection now (forward stopping). */
+  close(): void {
+    this.#abort.abort();
+  }
+
+  /** The pod was deleted: its upstreams are dead; requests in flight follow the replay rule. */
+  podDeleted(pod: string): void {
+    const parked = this.#parked.get(pod);
+    if (parked) parked.ws.terminate();
+    if (this.#link?.pod === pod) this.#link.ws.terminate();
+  }
+
+  async run(): Promise<TunnelResult> {
+    const { signal } = this.#options;
+    const onStop = () => this.#finish(false);
+    signal.addEventListener("abort", onStop, { once: true });
+    this.#abort.signal.addEventListener("abort", onStop, { once: true });
+    if (signal.aborted) this.#finish(false);
+    const reading = this.#readLoop();
+    await this.#done.promise;
+    signal.removeEventListener("abort", onStop);
+    await reading;
+    return this.#result;
+  }
+
+  // ---------------------------------------------------------------------------------- client -> pod
+
+  async #readLoop(): Promise<void> {
+    try {
+      if (this.#options.initial) await this.#onClientBytes(this.#options.initial, undefined);
+      while (!this.#finished) {
+        if (this.#switchAnswered) await this.#switchAnswered.promise;
+        if (this.#finished) break;
+        const buffer = new Uint8Array(1 + this.#readChunk);
+        const n = await this.#options.local.read(buffer.subarray(1));
+        if (n === null) break;
+        this.#readChunk = n === this.#readChunk
+          ? Math.min(n * 2, MAX_READ_CHUNK)
+          : Math.max(MIN_READ_CHUNK, n);
+        buffer[0] = DATA_CHANNEL;
+        await this.#onClientBytes(buffer.subarray(1, 1 + n), buffer);
+      }
+      this.#onClientEnd();
+    } catch (error) {
+      if (error instanceof FramingError) {
+        this.#fail(new Error(`not HTTP/1.x from the client: ${error.message}`), true);
+      } else if (!this.#finished) this.#finish(true);
+    }
+  }
+
+  /** `buffer` is the read buffer with a spare first byte, for sending a whole read without a copy. */
+  async #onClientBytes(bytes: Uint8Array, buffer: Uint8Array | undefined): Promise<void> {
+    this.#options.counters.bytesOut += bytes.length;
+    if (this.#opaque) return await this.#sendOpaque(this.#opaque, frameOf(bytes, buffer));
+    for (const piece of this.#framer.push(bytes)) await this.#onRequestPiece(piece, buffer);
+  }
+
+  async #onRequestPiece(piece: Piece<RequestHead>, buffer: Uint8Array | undefined): Promise<void> {
+    if (this.#finished) return;
+    switch (piece.kind) {
+      case "head": {
+        const head = piece.head;
+        const exchange: Exchange = {
+          head,
+          replayable: isReplayable(head),
+          frames: [],
+          frameBytes: 0,
+          kept: true,
+          complete: false,
+          state: "queued",
+          responseStarted: false,
+          attempts: 0,
+          startedAt: performance.now(),
+          bytesOut: head.raw.length,
+          bytesIn: 0,
+        };
+        this.#current = exchange;
+        this.#queue.push(exchange);
+        if (wantsClose(head)) this.#closeAfter = true;
+        // the bytes after it are of another protocol or of the next request: reads wait for the answer
+        if (asksForSwitch(head)) this.#switchAnswered = Promise.withResolvers();
+        await this.#addFrame(exchange, encodeData(head.raw));
+        await this.#dispatch();
+        return;
+      }
+      case "body": {
+        const exchange = this.#current!;
+        exchange.bytesOut += piece.bytes.length;
+        await this.#addFrame(exchange, frameOf(piece.bytes, buffer));
+        return;
+      }
+      case "end": {
+        const exchange = this.#current!;
+        exchange.complete = true;
+        this.#current = undefined;
+        return;
+      }
+      case "opaque":
+        return;
+    }
+  }
+
+  /** A request frame: sent at once when its request is on an upstream, else kept for later (bounded). */
+  async #addFrame(exchange: Exchange, frame: Uint8Array): Promise<void> {
+    if (exchange.state === "failed") return; // kf answers it; the rest of its body is dropped
+    if (exchange.kept) {
+      // a small view of a large read buffer is copied, so the kept copy does not pin the whole buffer
+      const view = frame.length < 4096 && frame.byteLength < frame.buffer.byteLength;
+      exchange.frames.push(view ? frame.slice() : frame);
+      exchange.frameBytes += frame.length;
+    }
+    if (exchange.state === "sent") {
+      const link = this.#link!;
+      if (exchange.frameBytes > REPLAY_LIMIT || !exchange.replayable) this.#drop(exchange);
+      await this.#send(link, frame);
+      return;
+    }
+    // queued behind a failed request or waiting for a pod: past the limit, stop reading until it is sent
+    if (exchange.frameBytes > REPLAY_LIMIT) {
+      exchange.sent ??= Promise.withResolvers();
+      await exchange.sent.promise;
+    }
+  }
+
+  #drop(exchange: Exchange): void {
+    exchange.kept = false;
+    exchange.frames = [];
+    exchange.frameBytes = 0;
+  }
+
+  #onClientEnd(): void {
+    this.#localEnded = true;
+    if (this.#opaque) {
+      const halfClosable = this.#opaque.ws as { halfClose?: () => void };
+      halfClosable.halfClose?.();
+      const timer = setTimeout(() => this.#finish(false), OPAQUE_LINGER_MS);
+      this.#done.promise.then(() => clearTimeout(timer));
+      return;
+    }
+    if (this.#queue.length === 0) this.#finish(false);
+  }
+
+  // ---------------------------------------------------------------------------------- sending requests
+
+  /** Sends queued requests in order, as far as the ones before them allow; one run at a time. */
+  #dispatch(): Promise<void> {
+    if (this.#dispatching) {
+      this.#dispatchAgain = true;
+      return this.#dispatching;
+    }
+    this.#dispatching = (async () => {
+      try {
+        do {
+          this.#dispatchAgain = false;
+          await this.#dispatchOnce();
+        } while (this.#dispatchAgain && !this.#finished);
+      } finally {
+        this.#dispatching = undefined;
+      }
+    })();
+    return this.#dispatching;
+  }
+
+  async #dispatchOnce(): Promise<void> {
+    while (!this.#finished) {
+      this.#answerFailed();
+      const index = this.#queue.findIndex((e) => e.state !== "sent");
+      if (index < 0) return;
+      const exchange = this.#queue[index];
+      // a failed request waits for its turn to be answered; the ones behind it wait too
+      if (exchange.state === "failed") return;
+      const link = await this.#linkFor(exchange, index === 0);
+      if (this.#finished) return;
+      if (!link) continue; // the exchange failed (no pod); answered in turn
+      if (!exchange.kept) {
+        // it cannot be sent again (too large, and its start is gone): only possible after a failure
+        exchange.state = "failed";
+        exchange.failure ??= goneFailure(exchange, link.pod);
+        continue;
+      }
+      exchange.state = "sent";
+      exchange.pod = link.pod;
+      exchange.attempts++;
+      link.framer.expect(exchange.head.method);
+      for (const frame of exchange.frames) this.#sendNow(link, frame);
+      if (!exchange.replayable || exchange.frameBytes > REPLAY_LIMIT) this.#drop(exchange);
+      exchange.sent?.resolve();
+      exchange.sent = undefined;
+      await this.#drained(link);
+    }
+  }
+
+  /** The upstream for this request: the current one, a parked one to the chosen pod, or a new one. */
+  async #linkFor(exchange: Exchange, idle: boolean): Promise<Link | undefined> {
+    const current = this.#link;
+    if (current && !current.closed) {
+      if (!idle || current.framer.pending > 0) return current;
+      const want = this.#options.choose(this.#exclude);
+      if (want === current.pod) return current;
+      this.#park(current);
+      const parked = want ? this.#parked.get(want) : undefined;
+      if (parked && !parked.closed) return this.#use(parked);
+      return await this.#open(exchange, want);
+    }
+    if (idle && this.#parked.size > 0) {
+      const want = this.#options.choose(this.#exclude);
+      const parked = want ? this.#parked.get(want) : undefined;
+      if (parked && !parked.closed) return this.#use(parked);
+    }
+    return await this.#open(exchange, undefined);
+  }
+
+  #use(link: Link): Link {
+    this.#parked.delete(link.pod);
+    this.#link = link;
+    return link;
+  }
+
+  #park(link: Link): void {
+    this.#link = undefined;
+    const before = this.#parked.get(link.pod);
+    if (before && before !== link) before.ws.terminate();
+    this.#parked.set(link.pod, link);
+    if (this.#parked.size > MAX_PARKED) {
+      const [oldest] = this.#parked.values();
+      this.#parked.delete(oldest.pod);
+      oldest.ws.terminate();
+    }
+  }
+
+  async #open(exchange: Exchange, prefer: string | undefined, tries = 1): Promise<Link | undefined> {
+    let upstream: Upstream;
+    try {
+      const first = this.#first;
+      this.#first = undefined;
+      upstream = first ? await first : await this.#options.acquire(this.#exclude, this.#abort.signal, prefer);
+    } catch (error) {
+      if (this.#abort.signal.aborted || this.#finished) return undefined;
+      exchange.state = "failed";
+      exchange.failure = {
+        status: 503,
+        message: `kf: no ready pod to send this request to (${(error as Error).message})`,
+      };
+      this.#result = { pod: this.#result.pod, error: error as Error };
+      return undefined;
+    }
+    if (this.#finished) {
+      upstream.ws.terminate();
+      return undefined;
+    }
+    const link = this.#attach(upstream);
+    if (link.closed) {
+      // closed before it could carry anything: another pod, a bounded number of times
+      this.#exclude.add(link.pod);
+      if (tries < MAX_ATTEMPTS) return await this.#open(exchange, undefined, tries + 1);
+      exchange.state = "failed";
+      exchange.failure = { status: 503, message: `kf: no pod accepted this request (last: ${link.pod})` };
+      return undefined;
+    }
+    this.#link = link;
+    this.#result = { pod: link.pod };
+    return link;
+  }
+
+  #attach(upstream: Upstream): Link {
+    const { ws } = upstream;
+    const link: Link = {
+      ws,
+      pod: upstream.endpoint.pod,
+      decoder: new PortForwardDecoder(),
+      framer: new ResponseFramer(),
+      closed: false,
+      uploadInFlight: 0,
+      paused: false,
+      downloadQueued: 0,
+      detach: () => {},
+    };
+    const stopPinging = keepAlive(ws, { idleMs: PING_IDLE_MS, timeoutMs: PING_TIMEOUT_MS });
+    const onMessage = (data: Uint8Array) => {
+      const frame = link.decoder.decode(data);
+      if (!frame || link.closed) return;
+      if (frame.kind === "data") this.#onResponseBytes(link, frame.payload);
+      else if (frame.kind === "error") {
+        const gone = classifyPodError(frame.message) === "pod-gone";
+        link.error = new PodPortError(link.pod, frame.message.trim(), gone);
+        ws.terminate();
+      }
+    };
+    const onClose = () => this.#onLinkClosed(link);
+    const onError = (error: Error) => {
+      link.error ??= error;
+      this.#onLinkClosed(link);
+    };
+    ws.on("message", onMessage);
+    ws.on("close", onClose);
+    ws.on("error", onError);
+    link.detach = () => {
+      stopPinging();
+      ws.off("message", onMessage);
+      ws.off("close", onClose);
+      ws.off("error", onError);
+    };
+    for (const message of upstream.early) onMessage(message);
+    upstream.early = [];
+    if (ws.readyState !== 1) this.#onLinkClosed(link);
+    return link;
+  }
+
+  #sendNow(link: Link, frame: Uint8Array): void {
+    link.uploadInFlight += frame.length;
+    link.ws.send(frame, () => {
+      link.uploadInFlight -= frame.length;
+      if (link.uploadInFlight <= UPLOAD_HIGH_WATER / 2) link.drained?.resolve();
+    });
+  }
+
+  async #send(link: Link, frame: Uint8Array): Promise<void> {
+    if (link.closed) return;
+    this.#sendNow(link, frame);
+    await this.#drained(link);
+  }
+
+  async #drained(link: Link): Promise<void> {
+    if (link.uploadInFlight > UPLOAD_HIGH_WATER && !link.closed) {
+      link.drained = Promise.withResolvers();
+      await link.drained.promise;
+    }
+  }
+
+  async #sendOpaque(link: Link, frame: Uint8Array): Promise<void> {
+    await this.#send(link, frame);
+  }
+
+  // ---------------------------------------------------------------------------------- pod -> client
+
+  #onResponseBytes(link: Link, payload: Uint8Array): void {
+    this.#deliver(link, payload);
+    if (this.#opaque === link) return;
+    let pieces: Piece<ResponseHead>[];
+    try {
+      pieces = link.framer.push(payload);
+    } catch (error) {
+      this.#fail(new Error(`not HTTP/1.x from pod ${link.pod}: ${(error as Error).message}`), true);
+      return;
+    }
+    for (const piece of pieces) {
+      this.#onResponsePiece(link, piece, piece.kind === "body" ? piece.bytes.length : 0);
+    }
+  }
+
+  #onResponsePiece(link: Link, piece: Piece<ResponseHead>, bodyBytes: number): void {
+    const exchange = this.#queue[0];
+    if (!exchange || this.#finished) return;
+    switch (piece.kind) {
+      case "head": {
+        exchange.bytesIn += piece.head.raw.length;
+        // interim answers (100 Continue) may come again from another pod after a resend: not a start
+        if (piece.head.meaning === "interim") return;
+        exchange.responseStarted = true;
+        exchange.status = piece.head.status;
+        if (wantsClose(piece.head)) this.#closeAfter = true;
+        if (piece.head.meaning === "switch") {
+          exchange.switched = true;
+          this.#opaque = link;
+          this.#drop(exchange);
+          for (const held of this.#framer.switched()) this.#sendNow(link, encodeData(held));
+          this.#switchAnswered?.resolve();
+          this.#switchAnswered = undefined;
+        } else if (this.#switchAnswered) {
+          // a refused Upgrade: the bytes after it are requests after all
+          const pieces = this.#framer.notSwitched();
+          const answered = this.#switchAnswered;
+          this.#switchAnswered = undefined;
+          (async () => {
+            for (const p of pieces) await this.#onRequestPiece(p, undefined);
+            answered.resolve();
+          })();
+        }
+        return;
+      }
+      case "body":
+        exchange.bytesIn += bodyBytes;
+        return;
+      case "end":
+        if (exchange.switched) {
+          this.#log(exchange);
+          this.#queue.shift();
+          return;
+        }
+        this.#completed(exchange);
+        return;
+      case "opaque":
+        return;
+    }
+  }
+
+  #completed(exchange: Exchange): void {
+    this.#queue.shift();
+    this.#drop(exchange);
+    this.#exclude.clear();
+    this.#log(exchange);
+    if (this.#closeAfter && this.#queue.length === 0) return this.#finish(false);
+    if (this.#localEnded && this.#queue.length === 0) return this.#finish(false);
+    if (this.#queue.length > 0) this.#dispatch();
+  }
+
+  #log(exchange: Exchange): void {
+    this.#options.onRequest?.({
+      method: exchange.head.method,
+      path: pathOf(exchange.head.target),
+      status: exchange.status ?? 0,
+      pod: exchange.pod,
+      durationMs: Math.round((performance.now() - exchange.startedAt) * 10) / 10,
+      bytesOut: exchange.bytesOut,
+      bytesIn: exchange.bytesIn,
+    });
+  }
+
+  /** Pod -> client, pausing the upstream while the client reads slowly so memory stays bounded. */
+  #deliver(link: Link, payload: Uint8Array): void {
+    this.#options.counters.bytesIn += payload.length;
+    link.downloadQueued += payload.length;
+    if (link.downloadQueued > DOWNLOAD_HIGH_WATER && !link.paused) {
+      link.paused = true;
+      link.ws.pause();
+    }
+    this.#writer.write(payload).then(() => {
+      link.downloadQueued -= payload.length;
+      if (link.paused && link.downloadQueued <= DOWNLOAD_HIGH_WATER / 2) {
+        link.paused = false;
+        link.ws.resume();
+      }
+    }, () => this.#finish(true));
+  }
+
+  // ---------------------------------------------------------------------------------- failures
+
+  #onLinkClosed(link: Link): void {
+    if (link.closed) return;
+    link.closed = true;
+    link.detach();
+    link.drained?.resolve();
+    if (link.ws.readyState !== 3) link.ws.terminate();
+    if (this.#parked.get(link.pod) === link) this.#parked.delete(link.pod);
+    if (this.#link !== link || this.#finished) return;
+    this.#link = undefined;
+    if (this.#opaque === link) return this.#finish(false);
+    // a body that runs until the server closes has just ended
+    for (const piece of link.framer.end()) this.#onResponsePiece(link, piece, 0);
+    if (this.#finished) return;
+    const inFlight = this.#queue.filter((e) => e.state === "sent");
+    if (inFlight.length === 0) return; // idle: the next request opens a new upstream
+    const error = link.error ?? new PodPortError(link.pod, "closed the connection before answering", true);
+    if (inFlight[0].responseStarted) {
+      // the client has part of a response: nothing can be redone, as with plain TCP
+      this.#result = { pod: link.pod, error };
+      return this.#finish(true);
+    }
+    this.#exclude.add(link.pod);
+    this.#options.onPodFailed?.(link.pod, error);
+    for (const exchange of inFlight) {
+      if (exchange.replayable && exchange.kept && exchange.attempts < MAX_ATTEMPTS) {
+        exchange.state = "queued";
+      } else {
+        exchange.state = "failed";
+        exchange.failure = goneFailure(exchange, link.pod);
+        this.#drop(exchange);
+        exchange.sent?.resolve();
+      }
+    }
+    this.#dispatch();
+  }
+
+  /** Answers failed requests that have reached the front of the queue, in order. */
+  #answerFailed(): void {
+    while (this.#queue[0]?.state === "failed" && !this.#finished) {
+      const exchange = this.#queue.shift()!;
+      const failure = exchange.failure!;
+      // the rest of an unfinished request body cannot be told apart from the next request: close after
+      const close = !exchange.complete || wantsClose(exchange.head) || this.#closeAfter;
+      const body = new TextEncoder().encode(failure.message + "\n");
+      const reason = failure.status === 502 ? "Bad Gateway" : "Service Unavailable";
+      const head = `HTTP/1.1 ${failure.status} ${reason}\r\n` +
+        "Content-Type: text/plain; charset=utf-8\r\n" +
+        `Content-Length: ${body.length}\r\n` +
+        "Via: 1.1 kf\r\n" +
+        `X-Kf-Error: ${failure.status === 502 ? "pod-went-away" : "no-ready-pod"}\r\n` +
+        `Connection: ${close ? "close" : "keep-alive"}\r\n\r\n`;
+      const bytes = new TextEncoder().encode(head);
+      const response = exchange.head.method === "HEAD" ? bytes : concatBytes([bytes, body]);
+      this.#options.counters.bytesIn += response.length;
+      this.#writer.write(response).catch(() => {});
+      exchange.status = failure.status;
+      exchange.bytesIn = response.length;
+      exchange.pod = failure.pod ?? exchange.pod;
+      this.#log(exchange);
+      if (close) {
+        this.#finish(false);
+        return;
+      }
+      if (this.#localEnded && this.#queue.length === 0) this.#finish(false);
+    }
+  }
+
+  #fail(error: Error, reset: boolean): void {
+    this.#result = { pod: this.#result.pod ?? this.#link?.pod, error };
+    this.#finish(reset);
+  }
+
+  #finish(reset: boolean): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    for (const link of [this.#link, ...this.#parked.values()]) {
+      if (!link) continue;
+      link.closed = true;
+      link.detach();
+      link.drained?.resolve();
+      link.ws.terminate();
+    }
+    this.#parked.clear();
+    this.#link = undefined;
+    this.#first?.then((u) => u.ws.terminate(), () => {});
+    this.#switchAnswered?.resolve();
+    for (const exchange of this.#queue) exchange.sent?.resolve();
+    const closing = reset ? this.#writer.abort() : this.#writer.close();
+    closing.catch(() => {}).finally(() => {
+      try {
+        this.#options.local.close();
+      } catch {
+        // already closed
+      }
+      this.#done.resolve();
+    });
+  }
+}
+
+/** The 502 of a request that was not resent. */
+function goneFailure(exchange: Exchange, pod: string): { status: number; message: string; pod: string } {
+  const why = !exchange.replayable
+    ? `${exchange.head.method} is not idempotent and has no Idempotency-Key`
+    : exchange.attempts >= MAX_ATTEMPTS
+    ? `${exchange.attempts} pods went away under it`
+    : `its body was larger than ${REPLAY_LIMIT} bytes`;
+  return {
+    status: 502,
+    message: `kf: pod ${pod} went away mid-request; not resent because ${why} (it may have been executed)`,
+    pod,
+  };
+}
+
+/** A data frame for bytes: the read buffer's spare first byte takes the channel when the bytes start it. */
+function frameOf(bytes: Uint8Array, buffer: Uint8Array | undefined): Uint8Array {
+  if (buffer && bytes.buffer === buffer.buffer && bytes.byteOffset === buffer.byteOffset + 1) {
+    return buffer.subarray(0, 1 + bytes.length);
+  }
+  return encodeData(bytes);
+}
