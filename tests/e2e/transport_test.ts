@@ -1,7 +1,7 @@
 /**
- * The default transport chain on the real apiserver: SPDY tunnelled in a WebSocket when RBAC allows the
- * WebSocket (get + create on pods/portforward), the legacy SPDY upgrade when only create is granted; and a
- * slow reader that does not stall the other connections of its forward.
+ * The default transport chain on the real apiserver: WebSocket v4 when RBAC allows the WebSocket (get +
+ * create on pods/portforward), the SPDY pool over the legacy upgrade when only create is granted (the
+ * WebSocket tunnel is a GET too); and a slow reader that does not stall the other connections of its forward.
  */
 
 import assert from "node:assert/strict";
@@ -124,7 +124,7 @@ function lastTransport(lines: string[]): string | undefined {
 
 for (
   const [verbs, carrier] of [
-    [["get", "create"], "spdy-websocket"],
+    [["get", "create"], "websocket"],
     [["create"], "spdy-upgrade"],
   ] as const
 ) {
