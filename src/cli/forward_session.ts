@@ -23,6 +23,8 @@ export interface RunSessionOptions {
   graceMs: number;
   configFiles: string[];
   stateDir?: string;
+  /** After a network change or wake, how long the path must be stable before reconnecting. */
+  networkSettleMs?: number;
 }
 
 /** Env var through which `--detach` learns that the child is listening (a file path to write the report to). */
@@ -34,7 +36,12 @@ const DETACH_SETTLE_TIMEOUT_MS = 10_000;
 export async function runSession(specs: ForwardSpec[], options: RunSessionOptions): Promise<void> {
   const { io } = options;
   const watches = new SharedWatches();
-  const session = new ForwardSession({ clients: new KubeClientPool(), watches, clock: systemClock });
+  const session = new ForwardSession({
+    clients: new KubeClientPool(),
+    watches,
+    clock: systemClock,
+    networkSettleMs: options.networkSettleMs,
+  });
   const tty = options.output === "text" && Deno.stdout.isTerminal() && !Deno.env.get(DETACH_REPORT_ENV);
   const table = tty ? new LiveTable(io.out) : undefined;
   let recorder: SessionRecorder | undefined;

@@ -5,6 +5,7 @@ export {
   BALANCES,
   DEFAULT_ADDRESS,
   DEFAULT_POD_WAIT_TIMEOUT_MS,
+  DEFAULT_STREAM_IDLE_TIMEOUT_MS,
   defaultForwardName,
   loadConfigFiles,
   parseConfigText,

@@ -4,7 +4,7 @@ import type { ForwardSpec, Transport } from "../config/mod.ts";
 import { formatTarget, listenHosts } from "../config/mod.ts";
 import type { Clock } from "../clock.ts";
 import type { KubeClient } from "../kube/client.ts";
-import { ApiError } from "../kube/errors.ts";
+import type { ClusterHealth } from "../kube/health.ts";
 import type { Pod } from "../kube/types.ts";
 import type { SharedWatches } from "../watch/mod.ts";
 import { LocalListenError, NoReadyPodError } from "./errors.ts";
@@ -17,6 +17,10 @@ import { autoOpener, type OpenUpstream, portForwardOpener, Prewarm, type Upstrea
 import { spdyOpener } from "./spdy/pool.ts";
 import { HttpConnection, type RequestLogEntry } from "./http/connection.ts";
 import { sniffConnection } from "./http/sniff.ts";
+import { Backoff } from "../watch/backoff.ts";
+import { keepAliveInterval } from "./liveness.ts";
+import { DEFAULT_STREAM_IDLE_TIMEOUT_MS } from "../config/mod.ts";
+import { classifyDialFailure, DIAL_RETRY_INITIAL_MS, DIAL_RETRY_MAX_MS } from "./dial_retry.ts";
 
 export interface ForwardDeps {
   client: KubeClient;
@@ -24,7 +28,15 @@ export interface ForwardDeps {
   clock: Clock;
   /** Opens upstream sockets; tests and benchmarks may wrap it. @default portForwardOpener */
   open?: OpenUpstream;
+  /**
+   * The cluster's shared reachability (one per client, owned by the session): dials report to it, and the
+   * forward shows `degraded` while it says the API server cannot be reached.
+   */
+  health?: ClusterHealth;
 }
+
+/** A dial still unanswered after this long hints at a silent path: the cluster's health probe starts. */
+const SLOW_DIAL_MS = 1_500;
 
 /** Something worth telling the user about one forward. */
 export type ForwardEvent =
@@ -65,12 +77,16 @@ export class Forward {
   #serverErrors = 0;
   /** The pod the last round-robin request went to. */
   #lastRoundRobin?: string;
+  #settling = false;
+  /** Keep-alive traffic interval of open connections, below the path's idle limit. */
+  readonly #keepAliveMs: number;
 
   constructor(spec: ForwardSpec, deps: ForwardDeps) {
     this.spec = spec;
     this.#deps = deps;
     this.namespace = spec.namespace ?? deps.client.defaultNamespace;
-    this.#open = deps.open ?? this.#opener(spec.transport ?? "auto");
+    this.#keepAliveMs = keepAliveInterval(spec.streamIdleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS);
+    this.#open = this.#observed(deps.open ?? this.#opener(spec.transport ?? "auto"));
     this.#target = new TargetWatch({
       client: deps.client,
       watches: deps.watches,
@@ -95,6 +111,7 @@ export class Forward {
     const spdy = spdyOpener(this.#deps.client, this.namespace, {
       signal: this.#abort.signal,
       clock: this.#deps.clock,
+      keepAliveMs: this.#keepAliveMs,
       onCarrier: (carrier) => {
         this.#transport = carrier === "websocket" ? "spdy-websocket" : "spdy-upgrade";
         this.#changed();
@@ -118,6 +135,42 @@ export class Forward {
         this.#changed();
       },
     );
+  }
+
+  /**
+   * Reports every dial's outcome to the cluster's health: a success proves the path, a transient failure
+   * or a dial that hangs is a reason to probe. Wraps the prewarm's dials as well as the direct ones.
+   */
+  #observed(open: OpenUpstream): OpenUpstream {
+    const health = this.#deps.health;
+    if (!health) return open;
+    const clock = this.#deps.clock;
+    return async (endpoint, signal) => {
+      const slow = new AbortController();
+      clock.sleep(SLOW_DIAL_MS, slow.signal).then(
+        () => health.suspect(`a port-forward dial to ${endpoint.pod} has no answer after ${SLOW_DIAL_MS} ms`),
+        () => {},
+      );
+      try {
+        const ws = await open(endpoint, signal);
+        health.succeeded();
+        return ws;
+      } catch (error) {
+        if (!signal.aborted && classifyDialFailure(error) === "transient") {
+          health.suspect((error as Error).message);
+        }
+        throw error;
+      } finally {
+        slow.abort();
+      }
+    };
+  }
+
+  /** The network changed or the machine woke: shown as `settling` until the session renews the upstreams. */
+  setSettling(settling: boolean): void {
+    if (this.#settling === settling) return;
+    this.#settling = settling;
+    this.#updateState();
   }
 
   get signal(): AbortSignal {
@@ -144,6 +197,10 @@ export class Forward {
       throw error;
     }
     this.#target.subscribe(() => this.#onTargetChange());
+    if (this.#deps.health) {
+      const unsubscribe = this.#deps.health.subscribe(() => this.#updateState());
+      this.#abort.signal.addEventListener("abort", unsubscribe, { once: true });
+    }
     this.#target.start(this.#abort.signal);
     for (const port of this.#ports) {
       for (const { listener } of port.listeners) this.#accepting.push(this.#acceptLoop(port, listener));
@@ -258,6 +315,11 @@ export class Forward {
     const acquire = (exclude: ReadonlySet<string>, signal: AbortSignal) =>
       this.#acquire(port, exclude, signal, startedAt);
     const onPodFailed = (pod: string) => port.prewarm.invalidate(pod);
+    const tunnelHooks = {
+      onPingTimeout: () => this.#deps.health?.suspect("a connection's ping went unanswered"),
+      // SPDY keeps its connection busy with pings, which the kubelet's SPDY idle timer counts
+      keepAliveMs: this.#transport === "websocket" ? this.#keepAliveMs : undefined,
+    };
     let carrier: Tunnel | HttpConnection;
     if (protocol === "tcp") {
       carrier = new Tunnel({
@@ -266,6 +328,7 @@ export class Forward {
         signal: this.#abort.signal,
         acquire,
         onPodFailed,
+        ...tunnelHooks,
       });
     } else {
       // the first upstream opens while the first bytes arrive, so sniffing costs no round trip
@@ -279,6 +342,7 @@ export class Forward {
           signal: this.#abort.signal,
           acquire,
           onPodFailed,
+          ...tunnelHooks,
           first,
           firstFrame: sniffed.firstFrame,
         });
@@ -335,6 +399,8 @@ export class Forward {
   ): Promise<Upstream> {
     const deadline = startedAt + this.spec.podWaitTimeoutMs;
     const skip = new Set(exclude);
+    const clock = this.#deps.clock;
+    const backoff = new Backoff({ clock, initialMs: DIAL_RETRY_INITIAL_MS, maxMs: DIAL_RETRY_MAX_MS });
     while (true) {
       const endpoint = await this.#waitForEndpoint(port.remote, skip, signal, deadline, prefer);
       // the pod may stop being ready while we dial it (a rollout, a force-delete): give up on it at once
@@ -352,10 +418,17 @@ export class Forward {
         return { ws: await this.#open(endpoint, dial.signal), endpoint, early: [] };
       } catch (error) {
         if (signal.aborted) throw error;
-        // the pod vanished between the pick and the upgrade: try another one; anything else is final
-        const vanished = dial.signal.aborted || (error instanceof ApiError && error.status === 404);
-        if (!vanished) throw error;
-        skip.add(endpoint.pod);
+        const failure = classifyDialFailure(error, dial.signal.aborted);
+        // the pod vanished between the pick and the upgrade: try another one at once
+        if (failure === "pod-gone") {
+          skip.add(endpoint.pod);
+          continue;
+        }
+        // a definitive answer (403, bad port, bad credentials), or the wait budget is spent
+        const left = deadline - clock.now();
+        if (failure === "final" || left <= 0) throw error;
+        // the API server or the path to it is in trouble: wait like a connection waiting for a pod
+        await clock.sleep(Math.min(left, backoff.next()), signal);
       } finally {
         unsubscribe();
         signal.removeEventListener("abort", onStop);
@@ -442,19 +515,29 @@ export class Forward {
         for (const pod of tunnel.pods()) if (!present.has(pod)) tunnel.podDeleted(pod);
       }
     }
+    if (endpoint) this.#hadPod = true;
+    this.#updateState();
+  }
+
+  /** Derives the state from the pod pick, the watch, the cluster's reachability and the network. */
+  #updateState(): void {
+    if (this.#abort.signal.aborted || this.#state === "failed") return;
     const store = this.#target.podStore;
+    const watchFailing = store?.status.state === "degraded";
+    // a failing watch is a sign of trouble on the path too: let the probe say whether the server is gone
+    if (watchFailing) this.#deps.health?.suspect(store.status.lastError?.message ?? "the pod watch failed");
+    const unreachable = this.#deps.health?.problem;
     let state: ForwardState;
-    if (endpoint) {
-      this.#hadPod = true;
-      state = store?.status.state === "degraded" ? "degraded" : "ready";
-    } else if (store?.status.state === "degraded" || this.#target.problemError) {
-      state = "degraded";
-    } else if (!store?.synced && !this.#target.problem) {
-      state = "starting";
-    } else state = this.#hadPod ? "reconnecting" : "waiting-for-pod";
-    const problem = store?.status.state === "degraded" ? store.status.lastError : this.#target.problemError;
-    if (problem) this.#recordError(problem.message);
-    else if (this.#target.problem && !endpoint) this.#recordError(this.#target.problem);
+    if (this.#settling) state = "settling";
+    else if (unreachable || watchFailing) state = "degraded";
+    else if (this.#pod) state = "ready";
+    else if (this.#target.problemError) state = "degraded";
+    else if (!store?.synced && !this.#target.problem) state = "starting";
+    else state = this.#hadPod ? "reconnecting" : "waiting-for-pod";
+    const problem = unreachable ??
+      (watchFailing ? store.status.lastError?.message : this.#target.problemError?.message);
+    if (problem) this.#recordError(problem);
+    else if (this.#target.problem && !this.#pod) this.#recordError(this.#target.problem);
     this.#setState(state);
   }
 

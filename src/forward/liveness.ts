@@ -7,8 +7,13 @@ export interface LivenessOptions {
   idleMs: number;
   /** No pong (or any message) within this time after a ping: the socket is dead. */
   timeoutMs: number;
-  /** Called just before a socket that did not answer is terminated. */
+  /** Called when a ping went unanswered (before the socket is terminated): the path may be down. */
   onTimeout?: () => void;
+  /**
+   * Traffic that idle timers on the way count (the kubelet's streaming idle timeout, load balancers): sent
+   * when nothing went out for `everyMs`. WebSocket pings do not do it: the API server answers them itself.
+   */
+  quiet?: { everyMs: number; lastSentAt: () => number; send: () => void };
 }
 
 /** Pings ws while it is quiet and terminates it when nothing answers; returns the stop function. */
@@ -21,9 +26,11 @@ export function keepAlive(ws: WebSocket, options: LivenessOptions): () => void {
   };
   ws.on("message", heard);
   ws.on("pong", heard);
-  const tick = Math.max(100, Math.min(options.idleMs, options.timeoutMs) / 2);
+  const { quiet } = options;
+  const tick = Math.max(100, Math.min(options.idleMs, options.timeoutMs, quiet?.everyMs ?? Infinity) / 2);
   const timer = setInterval(() => {
     const now = Date.now();
+    if (quiet && ws.readyState === 1 && now - quiet.lastSentAt() >= quiet.everyMs) quiet.send();
     if (pingSentAt !== undefined) {
       if (now - pingSentAt > options.timeoutMs) {
         options.onTimeout?.();
@@ -43,6 +50,11 @@ export function keepAlive(ws: WebSocket, options: LivenessOptions): () => void {
   };
   ws.once("close", stop);
   return stop;
+}
+
+/** The interval of keep-alive traffic for a path that cuts connections idle for idleLimitMs: a third of it. */
+export function keepAliveInterval(idleLimitMs: number): number {
+  return Math.max(1_000, Math.floor(idleLimitMs / 3));
 }
 
 /**

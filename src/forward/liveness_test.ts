@@ -50,3 +50,42 @@ Deno.test("keepAlive() does not ping while data flows", async () => {
   stop();
   assert.equal(ws.pings, 0);
 });
+
+Deno.test("keepAlive() sends keep-alive traffic while nothing else goes out, and not while it does", async () => {
+  const ws = new FakeSocket();
+  let lastSentAt = Date.now();
+  let sent = 0;
+  const stop = keepAlive(ws as unknown as WebSocket, {
+    idleMs: 10_000,
+    timeoutMs: 10_000,
+    quiet: {
+      everyMs: 60,
+      lastSentAt: () => lastSentAt,
+      send: () => {
+        sent++;
+        lastSentAt = Date.now();
+      },
+    },
+  });
+  await sleep(400);
+  const idleSends = sent;
+  assert.ok(idleSends >= 3, `sent ${idleSends} keep-alives in 400 ms at 60 ms`);
+  // uploads flowing: no keep-alive needed
+  for (let i = 0; i < 10; i++) {
+    lastSentAt = Date.now();
+    await sleep(20);
+  }
+  stop();
+  assert.equal(sent, idleSends);
+  assert.equal(ws.pings, 0, "keep-alive traffic is not a ping");
+});
+
+Deno.test("keepAlive() reports an unanswered ping before terminating", async () => {
+  const ws = new FakeSocket();
+  ws.answerPings = false;
+  let timeouts = 0;
+  keepAlive(ws as unknown as WebSocket, { idleMs: 40, timeoutMs: 60, onTimeout: () => timeouts++ });
+  await sleep(300);
+  assert.equal(timeouts, 1);
+  assert.equal(ws.terminated, true);
+});

@@ -12,6 +12,8 @@ import { Forward, type ForwardEvent } from "./forwarder.ts";
 import type { ForwardStatus } from "./status.ts";
 import type { OpenUpstream } from "./upstream.ts";
 import { onResume } from "./liveness.ts";
+import { ClusterHealth, readyzProbe } from "../kube/health.ts";
+import { DEFAULT_NETWORK_SETTLE_MS, NetworkSettle, watchNetworkChanges } from "./network_settle.ts";
 
 export interface SessionDeps {
   clients: KubeClientPool;
@@ -19,6 +21,8 @@ export interface SessionDeps {
   clock: Clock;
   /** Wraps upstream opening (benchmarks, tests). */
   open?: (client: KubeClient, namespace: string) => OpenUpstream | undefined;
+  /** After a network change or wake, how long the path must be stable before reconnecting. @default 2000 */
+  networkSettleMs?: number;
 }
 
 export type SessionEvent = ForwardEvent | { type: "failed"; forward: string; error: Error };
@@ -40,6 +44,9 @@ export class ForwardSession {
   readonly #done = Promise.withResolvers<void>();
   #stopping = false;
   readonly #lifetime = new AbortController();
+  /** One reachability tracker per cluster client, shared by that client's forwards; closed with the session. */
+  readonly #health = new Map<KubeClient, ClusterHealth>();
+  readonly #clientOf = new Map<Forward, KubeClient>();
 
   constructor(deps: SessionDeps) {
     this.#deps = deps;
@@ -82,7 +89,9 @@ export class ForwardSession {
         watches: this.#deps.watches,
         clock: this.#deps.clock,
         open: this.#deps.open?.(item.client, namespace),
+        health: this.#healthOf(item.client),
       });
+      this.#clientOf.set(forward, item.client);
       forward.subscribe((event) => this.#emit(event));
       try {
         forward.start();
@@ -92,12 +101,49 @@ export class ForwardSession {
       }
     }
     if (this.forwards.length === 0) this.#done.resolve();
-    // after a laptop sleep the watch streams and warm sockets look open but are dead: renew them now
-    onResume(() => {
-      this.#deps.watches.resync();
-      for (const forward of this.forwards) forward.renewUpstreams();
-    }, { signal: this.#lifetime.signal });
-    this.done.then(() => this.#lifetime.abort());
+    // after a laptop sleep or a network change the watch streams and warm sockets look open but are
+    // probably dead: renew them once the path has been stable for a moment
+    const settle = new NetworkSettle({
+      clock: this.#deps.clock,
+      signal: this.#lifetime.signal,
+      settleMs: this.#deps.networkSettleMs ?? DEFAULT_NETWORK_SETTLE_MS,
+      onSettling: (settling) => {
+        for (const forward of this.forwards) forward.setSettling(settling);
+      },
+      onSettled: () => {
+        this.#deps.watches.resync();
+        for (const forward of this.forwards) forward.renewUpstreams();
+      },
+    });
+    const signal = this.#lifetime.signal;
+    onResume(() => settle.changed("woke from sleep"), { signal });
+    watchNetworkChanges(() => settle.changed("the network changed"), { signal, clock: this.#deps.clock });
+    this.done.then(() => {
+      this.#lifetime.abort();
+      for (const health of this.#health.values()) health.close();
+    });
+  }
+
+  /** The cluster's shared health; when it recovers, failing watches and warm sockets retry at once. */
+  #healthOf(client: KubeClient): ClusterHealth {
+    const existing = this.#health.get(client);
+    if (existing) return existing;
+    const health = new ClusterHealth({
+      probe: readyzProbe((path, options) => client.getText(path, options)),
+      clock: this.#deps.clock,
+      server: client.server,
+    });
+    let unreachable = false;
+    health.subscribe(() => {
+      const was = unreachable;
+      unreachable = health.state.kind === "unreachable";
+      if (!was || health.state.kind !== "healthy") return;
+      // the outage is over: do not let backoffs grown during it delay the watches and warm sockets
+      this.#deps.watches.retryFailing(client);
+      for (const [forward, owner] of this.#clientOf) if (owner === client) forward.renewUpstreams();
+    });
+    this.#health.set(client, health);
+    return health;
   }
 
   statuses(): ForwardStatus[] {

@@ -5,7 +5,8 @@ export type ForwardState =
   | "waiting-for-pod" // listening; no ready pod yet (connections wait, bounded)
   | "ready" // listening; a ready pod is chosen
   | "reconnecting" // the chosen pod went away; picking another
-  | "degraded" // the API watch is failing; serving from the last known pods
+  | "degraded" // the API watch is failing or the API server is unreachable; serving from the last known pods
+  | "settling" // the network changed or the machine woke: reconnecting once the path is stable
   | "failed" // cannot serve at all (port in use, bad target); other forwards keep running
   | "stopped"; // stopped on request
 

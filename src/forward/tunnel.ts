@@ -17,6 +17,8 @@ const MAX_ATTEMPTS = 6;
 /** A connection quiet this long is pinged; no answer within PING_TIMEOUT_MS means its path died (sleep, VPN). */
 const PING_IDLE_MS = 20_000;
 const PING_TIMEOUT_MS = 10_000;
+/** A data frame without payload: traffic for idle timers on the way, nothing for the pod. */
+const KEEPALIVE_FRAME = new Uint8Array([DATA_CHANNEL]);
 /** Local reads start small (an idle connection holds one pending read) and grow to this while bulk flows. */
 const MIN_READ_CHUNK = 4 * 1024;
 const MAX_READ_CHUNK = 64 * 1024;
@@ -48,6 +50,13 @@ export interface TunnelOptions {
   first?: Promise<Upstream>;
   /** The client's first bytes as a data frame, already being read by the forward (undefined: EOF). */
   firstFrame?: Promise<Uint8Array | undefined>;
+  /** A ping of this connection went unanswered: the path to the API server may be down. */
+  onPingTimeout?(): void;
+  /**
+   * Sends an empty data frame when nothing went to the pod for this long, so the kubelet's streaming idle
+   * timeout (and a load balancer's) sees traffic that the pod never does. Off when undefined.
+   */
+  keepAliveMs?: number;
 }
 
 export interface TunnelResult {
@@ -164,7 +173,18 @@ export class Tunnel {
       };
       if (this.#localEndedAt !== undefined) startLinger();
       else this.#onLocalEnd = startLinger;
-      const stopPinging = keepAlive(ws, { idleMs: PING_IDLE_MS, timeoutMs: PING_TIMEOUT_MS });
+      const keepAliveMs = this.#options.keepAliveMs;
+      const stopPinging = keepAlive(ws, {
+        idleMs: PING_IDLE_MS,
+        timeoutMs: PING_TIMEOUT_MS,
+        onTimeout: this.#options.onPingTimeout,
+        quiet: keepAliveMs === undefined ? undefined : {
+          everyMs: keepAliveMs,
+          lastSentAt: () => this.#lastUploadAt,
+          // the channel byte alone: the kubelet resets its idle timer and writes zero bytes to the pod
+          send: () => this.#send(ws, KEEPALIVE_FRAME),
+        },
+      });
       const finish = () => {
         stopPinging();
         ws.off("message", onMessage);
@@ -220,6 +240,8 @@ export class Tunnel {
   }
 
   #lastDownloadAt = Date.now();
+  /** Date.now() of the last frame sent to the pod (keep-alive frames included). */
+  #lastUploadAt = Date.now();
   /** Date.now() when the client sent EOF. */
   #localEndedAt?: number;
   /** The linger after the client's EOF ran out: the tunnel ends without a retry. */
@@ -314,6 +336,7 @@ export class Tunnel {
   }
 
   #send(ws: WebSocket, frame: Uint8Array): void {
+    this.#lastUploadAt = Date.now();
     this.#uploadInFlight += frame.length;
     ws.send(frame, () => {
       this.#uploadInFlight -= frame.length;

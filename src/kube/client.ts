@@ -134,6 +134,11 @@ export class KubeClient {
     }
   }
 
+  /** GET a short text document (a health endpoint such as /readyz); non-2xx answers become ApiError. */
+  async getText(apiPath: string, options: RequestOptions = {}): Promise<string> {
+    return await readBody(await this.#open(apiPath, options));
+  }
+
   /** GET a stream of JSON lines (a watch); ends when the server closes it or the signal aborts. */
   async *streamJsonLines(apiPath: string, options: RequestOptions = {}): AsyncGenerator<unknown> {
     const response = await this.#open(apiPath, options);

@@ -117,6 +117,21 @@ export class SharedWatches {
     }
   }
 
+  /**
+   * Restarts the watches of one client whose stores are degraded, skipping their backoff: for when that
+   * cluster is known to answer again (an outage ended), so forwards do not stay degraded for up to 30 s.
+   */
+  retryFailing(client: KubeClient): void {
+    for (const byKey of this.#entries.values()) {
+      for (const entry of byKey.values()) {
+        if (entry.client !== client || entry.writer.store.status.state !== "degraded") continue;
+        entry.abort.abort();
+        entry.abort = new AbortController();
+        this.#run(entry);
+      }
+    }
+  }
+
   #start(client: KubeClient, key: WatchKey): Entry {
     const entry: Entry = {
       writer: new StoreWriter<unknown>({ clock: this.#options.clock }),

@@ -29,6 +29,9 @@ import {
 } from "./port_forward.ts";
 import { SpdyStreamSocket } from "./stream_socket.ts";
 
+/** A connection's upgrade unanswered this long has failed (the waiting local connection dials again). */
+const DIAL_TIMEOUT_MS = 10_000;
+
 export interface SpdyPoolOptions {
   signal: AbortSignal;
   clock?: Clock;
@@ -42,6 +45,10 @@ export interface SpdyPoolOptions {
   spares?: number;
   /** An idle connection beyond the spares is closed after this long. @default 30000 */
   idleMs?: number;
+  /** Pings a quiet connection this often at most (below the kubelet's streaming idle timeout). */
+  keepAliveMs?: number;
+  /** Hears of every connection being opened (the one request per connection that goes to the API server). */
+  onDial?: (pod: string, opening: Promise<unknown>) => void;
   /** Opens one SPDY connection to a pod: the seam that tests replace. @default openSpdyPortForward */
   dial?: (pod: string, carrier: SpdyCarrier, signal: AbortSignal) => Promise<SpdyPortForwardConnection>;
 }
@@ -91,8 +98,21 @@ export class SpdyPool implements SelfWarming {
     this.#carrier = options.carrier ?? "websocket";
     this.#backoff = new Backoff({ clock: this.#clock, initialMs: 200, maxMs: 30_000 });
     const dial = options.dial ??
-      ((pod, carrier, signal) => openSpdyPortForward(client, { namespace, pod, signal, carrier }));
-    this.#dial = (pod, carrier) => dial(pod, carrier, options.signal);
+      ((pod, carrier, signal) =>
+        openSpdyPortForward(client, {
+          namespace,
+          pod,
+          signal,
+          carrier,
+          keepAliveMs: options.keepAliveMs,
+          // as long as a WebSocket handshake may take: a silent path must not hold connections for 30 s
+          timeoutMs: DIAL_TIMEOUT_MS,
+        }));
+    this.#dial = (pod, carrier) => {
+      const opening = dial(pod, carrier, options.signal);
+      options.onDial?.(pod, opening);
+      return opening;
+    };
     options.signal.addEventListener("abort", () => {
       this.#retry?.abort();
       this.#sweep?.abort();

@@ -37,6 +37,12 @@ export interface SpdyPortForwardOptions {
   timeoutMs?: number;
   /** @default "upgrade" */
   carrier?: SpdyCarrier;
+  /**
+   * Pings a connection quiet for this long (at most PING_IDLE_MS). The kubelet's SPDY idle timer
+   * (spdystream's idleAwareFramer) restarts on every frame it reads or writes, pings included, so pinging
+   * below its `--streaming-connection-idle-timeout` keeps an idle forward open.
+   */
+  keepAliveMs?: number;
 }
 
 /** One forwarded TCP connection to a pod port. */
@@ -183,7 +189,7 @@ export async function openSpdyPortForward(
   const connection = new SpdyConnection(socket, {
     // the kubelet's SPDY library (spdystream) has no flow control and never sends WINDOW_UPDATE
     peerFlowControl: false,
-    keepAliveIdleMs: PING_IDLE_MS,
+    keepAliveIdleMs: Math.min(PING_IDLE_MS, options.keepAliveMs ?? PING_IDLE_MS),
     keepAliveTimeoutMs: PING_TIMEOUT_MS,
   });
   if (signal) {
