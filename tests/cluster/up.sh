@@ -245,8 +245,11 @@ start kube-controller-manager --kubeconfig "$ADMIN_KC" \
 start kube-scheduler --kubeconfig "$ADMIN_KC" \
   --authentication-kubeconfig "$ADMIN_KC" --authorization-kubeconfig "$ADMIN_KC" \
   --leader-elect=false --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --profiling=false --v 1
+# KF_FAKELET_IDLE_TIMEOUT (a Go duration, e.g. 4s): the kubelet's --streaming-connection-idle-timeout,
+# for trying idle connections against a hardened kubelet (default: the kubelet's 4h).
 start fakelet --kubeconfig "$ADMIN_KC" --node-name "$NODE" --listen "127.0.0.1:$KUBELET_PORT" \
-  --direct-http "127.0.0.1:$DIRECT_HTTP_PORT" --direct-echo "127.0.0.1:$DIRECT_ECHO_PORT"
+  --direct-http "127.0.0.1:$DIRECT_HTTP_PORT" --direct-echo "127.0.0.1:$DIRECT_ECHO_PORT" \
+  ${KF_FAKELET_IDLE_TIMEOUT:+--streaming-connection-idle-timeout "$KF_FAKELET_IDLE_TIMEOUT"}
 
 # The node, before kwok starts managing it.
 k apply -f - >/dev/null <<EOF

@@ -1,0 +1,413 @@
+/**
+ * Control-plane faults on the real cluster, with fresh HTTP requests at 10/s (each on a new connection, 30 s
+ * client timeout) through `kf forward svc/echo` and, side by side, `kubectl port-forward svc/echo`:
+ * kube-apiserver and etcd killed and restarted 10 s later (by their pid files), the path to the API server
+ * silently stalled for 20 s (a relay in this test stops forwarding without closing), kf itself stopped for
+ * 60 s (SIGSTOP, as in a laptop sleep), and 20 rounds of pod churn in a row. kf must not fail a request and
+ * must say `degraded` (with the reason) while the API server is gone; kubectl's numbers are printed.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  cluster,
+  freePort,
+  httpGet,
+  type HttpResult,
+  kf,
+  kubectl,
+  Proc,
+  readyPods,
+  RequestLoop,
+  resetEcho,
+  sleep,
+  startKf,
+  tempStateDir,
+  until,
+} from "./_harness.ts";
+import { apiServerReady, component, kill, start } from "./_components.ts";
+
+const CLIENT_TIMEOUT_MS = 30_000;
+const OUTAGE_MS = 10_000;
+
+// ---------------------------------------------------------------------------------------------------
+// helpers (local to this file)
+
+/** Starts a GET on a new connection every intervalMs, not waiting for earlier ones (a client at 10/s). */
+class PacedRequests {
+  readonly results: HttpResult[] = [];
+  readonly #pending = new Set<Promise<void>>();
+  readonly #timer: ReturnType<typeof setInterval>;
+
+  constructor(port: number, intervalMs = 100) {
+    this.#timer = setInterval(() => {
+      const request = httpGet(port, "/", CLIENT_TIMEOUT_MS).then((r) => {
+        this.results.push(r);
+        this.#pending.delete(request);
+      });
+      this.#pending.add(request);
+    }, intervalMs);
+  }
+
+  get failures(): HttpResult[] {
+    return this.results.filter((r) => !r.ok);
+  }
+
+  /** Stops sending and waits for every request still in flight. */
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    await Promise.all([...this.#pending]);
+  }
+}
+
+/** A state line of kf's text output: `<time> echo 127.0.0.1:P->80 svc/echo <state> ...`, with its time. */
+function stateLines(proc: Proc): { at: number; state: string; line: string }[] {
+  return proc.lines.flatMap((line) => {
+    const match = line.match(/^(\S+Z) \S+ \S+ \S+ (\S+)/);
+    return match ? [{ at: Date.parse(match[1]), state: match[2], line }] : [];
+  });
+}
+
+/** The first state line at or after `since` (epoch ms) in that state. */
+function firstState(proc: Proc, state: string, since: number) {
+  return stateLines(proc).find((l) => l.state === state && l.at >= since);
+}
+
+interface SideBySide {
+  kf: Proc;
+  kubectl: Proc;
+  kfLoad: PacedRequests;
+  kubectlLoad: PacedRequests;
+  stateDir: string;
+}
+
+/** kf forward and kubectl port-forward on svc/echo, each under its own 10/s request load. */
+async function sideBySide(kubeconfig = cluster.kubeconfig): Promise<SideBySide> {
+  const kfPort = freePort();
+  const kubectlPort = freePort();
+  const stateDir = tempStateDir();
+  const env = { KUBECONFIG: kubeconfig, KF_STATE_DIR: stateDir };
+  const kfProc = startKf(["forward", "svc/echo", `${kfPort}:80`], env);
+  const kubectlProc = new Proc("kubectl", ["port-forward", "svc/echo", `${kubectlPort}:80`], env);
+  await kfProc.waitFor(/ready pod=/);
+  await kubectlProc.waitFor(/Forwarding from/);
+  const kfLoad = new PacedRequests(kfPort);
+  const kubectlLoad = new PacedRequests(kubectlPort);
+  await until(() => kfLoad.results.length >= 10, 10_000, "first requests");
+  return { kf: kfProc, kubectl: kubectlProc, kfLoad, kubectlLoad, stateDir };
+}
+
+async function finish(run: SideBySide, label: string): Promise<void> {
+  await Promise.all([run.kfLoad.stop(), run.kubectlLoad.stop()]);
+  const exited = await Promise.race([
+    run.kubectl.exited.then((s) => `exited ${s.code}`),
+    sleep(10).then(() => "running"),
+  ]);
+  console.log(
+    `${label}: kf ${run.kfLoad.results.length} requests, ${run.kfLoad.failures.length} failed; ` +
+      `kubectl ${run.kubectlLoad.results.length} requests, ${run.kubectlLoad.failures.length} failed (${exited})`,
+  );
+  if (run.kfLoad.failures.length > 0) {
+    console.log(run.kfLoad.failures.slice(0, 5));
+    console.log(run.kf.output);
+  }
+  await Promise.all([run.kf.stop(), run.kubectl.stop()]);
+}
+
+/** Force-deletes one echo pod and waits until a replacement is Ready. */
+async function replaceOnePod(): Promise<{ deleted: string; before: Set<string> }> {
+  const before = new Set(await readyPods());
+  const [victim] = before;
+  const out = await kubectl(["delete", "pod", victim, "--force", "--grace-period=0", "--wait=false"]);
+  assert.equal(out.code, 0, out.stderr);
+  await until(
+    async () => {
+      const now = await readyPods();
+      return now.length >= 2 && !now.includes(victim);
+    },
+    60_000,
+    "a replacement pod",
+  );
+  return { deleted: victim, before };
+}
+
+/**
+ * A TCP relay in front of the API server that can stall: while stalled it keeps every connection open
+ * and accepts new ones, but moves no byte (a VPN or Wi-Fi that silently drops packets).
+ */
+class StallingRelay {
+  readonly port: number;
+  readonly #listener: Deno.TcpListener;
+  readonly #conns = new Set<Deno.Conn>();
+  #resume?: PromiseWithResolvers<void>;
+
+  constructor(target: { hostname: string; port: number }) {
+    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    this.port = (this.#listener.addr as Deno.NetAddr).port;
+    const listener = this.#listener;
+    (async () => {
+      for await (const client of listener) {
+        Deno.connect(target).then((server) => {
+          this.#conns.add(client);
+          this.#conns.add(server);
+          this.#pipe(client, server);
+          this.#pipe(server, client);
+        }, () => client.close());
+      }
+    })().catch(() => {});
+  }
+
+  stall(): void {
+    this.#resume ??= Promise.withResolvers();
+  }
+
+  resume(): void {
+    this.#resume?.resolve();
+    this.#resume = undefined;
+  }
+
+  async #pipe(from: Deno.Conn, to: Deno.Conn): Promise<void> {
+    const buffer = new Uint8Array(64 * 1024);
+    try {
+      while (true) {
+        const n = await from.read(buffer);
+        if (n === null) break;
+        while (this.#resume) await this.#resume.promise;
+        let written = 0;
+        while (written < n) written += await to.write(buffer.subarray(written, n));
+      }
+    } catch {
+      // reset by one side
+    }
+    for (const conn of [from, to]) {
+      try {
+        conn.close();
+      } catch {
+        // closed already
+      }
+      this.#conns.delete(conn);
+    }
+  }
+
+  close(): void {
+    this.resume();
+    this.#listener.close();
+    for (const conn of this.#conns) {
+      try {
+        conn.close();
+      } catch {
+        // closed already
+      }
+    }
+  }
+}
+
+/** A copy of the test kubeconfig whose server is the relay (the API server's cert is valid for 127.0.0.1). */
+function kubeconfigVia(port: number): string {
+  const text = Deno.readTextFileSync(cluster.kubeconfig);
+  const file = Deno.makeTempFileSync({ prefix: "kf-relay-", suffix: ".kubeconfig" });
+  Deno.writeTextFileSync(
+    file,
+    text.replace(/server: https:\/\/127\.0\.0\.1:\d+/g, `server: https://127.0.0.1:${port}`),
+  );
+  return file;
+}
+
+function apiServerPort(): number {
+  const match = Deno.readTextFileSync(cluster.kubeconfig).match(/server: https:\/\/127\.0\.0\.1:(\d+)/);
+  assert.ok(match, "the test kubeconfig names a 127.0.0.1 server");
+  return Number(match[1]);
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+Deno.test("kube-apiserver killed for 10 s: kf fails no request, says degraded then ready, and follows a pod deletion after", async () => {
+  await resetEcho();
+  const apiserver = component("kube-apiserver");
+  const run = await sideBySide();
+  let restarted = false;
+  try {
+    await sleep(1_000);
+    const killedAt = Date.now();
+    await kill("kube-apiserver");
+    const degraded = await run.kf.waitFor(/ degraded /, 8_000).then(() =>
+      firstState(run.kf, "degraded", killedAt)
+    );
+    assert.ok(degraded, "kf says degraded");
+    const ps = await kf(["ps", "-o", "json"], { env: { KF_STATE_DIR: run.stateDir } });
+    assert.match(ps.stdout, /"state":"degraded"/, "kf ps shows the same state");
+    await sleep(Math.max(0, killedAt + OUTAGE_MS - Date.now()));
+    await start(apiserver);
+    restarted = true;
+    await until(apiServerReady, 60_000, "kube-apiserver ready again");
+    const upAt = Date.now();
+    await until(() => firstState(run.kf, "ready", killedAt), 30_000, "kf ready again");
+    const ready = firstState(run.kf, "ready", killedAt)!;
+    console.log(
+      `apiserver: degraded ${degraded.at - killedAt} ms after the kill (${degraded.line.slice(25, 200)}); ` +
+        `API ready ${upAt - killedAt} ms after the kill; kf ready ${ready.at - killedAt} ms after the kill`,
+    );
+    assert.ok(degraded.at - killedAt < 5_000, `degraded ${degraded.at - killedAt} ms after the kill`);
+    // a pod deletion after the recovery is followed: requests reach the replacement
+    const { before } = await replaceOnePod();
+    await until(
+      () => run.kfLoad.results.some((r) => r.ok && r.body && !before.has(r.body)),
+      20_000,
+      "a request served by the replacement pod",
+    );
+  } finally {
+    if (!restarted) await start(apiserver);
+    await until(apiServerReady, 60_000, "kube-apiserver ready again");
+    await finish(run, "apiserver killed 10 s");
+  }
+  assert.deepEqual(run.kfLoad.failures, [], "kf must not fail a request while the API server restarts");
+});
+
+Deno.test("etcd killed for 10 s: kf fails no request", async () => {
+  await resetEcho();
+  const etcd = component("etcd");
+  const run = await sideBySide();
+  let restarted = false;
+  try {
+    await sleep(1_000);
+    const killedAt = Date.now();
+    await kill("etcd");
+    await sleep(OUTAGE_MS);
+    await start(etcd);
+    restarted = true;
+    await until(apiServerReady, 60_000, "the API server ready again");
+    const degraded = firstState(run.kf, "degraded", killedAt);
+    const ready = (await until(() => firstState(run.kf, "ready", killedAt), 30_000, "kf ready again"))!;
+    console.log(
+      `etcd: degraded ${degraded ? `${degraded.at - killedAt} ms` : "never"} after the kill; kf ready ` +
+        `${ready.at - killedAt} ms after the kill`,
+    );
+    await sleep(3_000);
+  } finally {
+    if (!restarted) await start(etcd);
+    await finish(run, "etcd killed 10 s");
+  }
+  assert.deepEqual(run.kfLoad.failures, [], "kf must not fail a request while etcd restarts");
+});
+
+Deno.test("a silently stalled path to the API server for 20 s: kf says degraded, fails no request, recovers", async () => {
+  await resetEcho();
+  const relay = new StallingRelay({ hostname: "127.0.0.1", port: apiServerPort() });
+  const kubeconfig = kubeconfigVia(relay.port);
+  const run = await sideBySide(kubeconfig);
+  try {
+    await sleep(1_000);
+    const stalledAt = Date.now();
+    relay.stall();
+    const degraded = await run.kf.waitFor(/ degraded /, 10_000).then(() =>
+      firstState(run.kf, "degraded", stalledAt)
+    );
+    assert.ok(degraded);
+    await sleep(Math.max(0, stalledAt + 20_000 - Date.now()));
+    const resumedAt = Date.now();
+    relay.resume();
+    const ready = (await until(() => firstState(run.kf, "ready", resumedAt), 20_000, "kf ready again"))!;
+    console.log(
+      `silent path: degraded ${degraded.at - stalledAt} ms after the stall (${
+        degraded.line.slice(25, 200)
+      }); ` +
+        `ready ${ready.at - resumedAt} ms after it ended`,
+    );
+    assert.ok(degraded.at - stalledAt < 5_000, `degraded ${degraded.at - stalledAt} ms after the stall`);
+    await sleep(2_000);
+  } finally {
+    await finish(run, "silent path 20 s");
+    relay.close();
+    Deno.removeSync(kubeconfig);
+  }
+  assert.deepEqual(run.kfLoad.failures, [], "kf must not fail a request while the path is silent");
+});
+
+Deno.test("kf stopped for 60 s (SIGSTOP) serves again within 3 s of SIGCONT", async () => {
+  await resetEcho();
+  const kfPort = freePort();
+  const kubectlPort = freePort();
+  const kfProc = startKf(["forward", "svc/echo", `${kfPort}:80`], { KF_STATE_DIR: tempStateDir() });
+  const kubectlProc = new Proc("kubectl", ["port-forward", "svc/echo", `${kubectlPort}:80`]);
+  try {
+    await kfProc.waitFor(/ready pod=/);
+    await kubectlProc.waitFor(/Forwarding from/);
+    assert.ok((await httpGet(kfPort)).ok);
+    Deno.kill(kfProc.pid, "SIGSTOP");
+    Deno.kill(kubectlProc.pid, "SIGSTOP");
+    await sleep(60_000);
+    Deno.kill(kfProc.pid, "SIGCONT");
+    Deno.kill(kubectlProc.pid, "SIGCONT");
+    const first = await httpGet(kfPort, "/", 10_000);
+    const viaKubectl = await httpGet(kubectlPort, "/", 10_000);
+    const loop = new RequestLoop(kfPort, 100);
+    await sleep(5_000);
+    await loop.stop();
+    const servedIn = first.endedAt - first.startedAt;
+    console.log(
+      `SIGSTOP 60 s: kf served ${
+        servedIn.toFixed(0)
+      } ms after SIGCONT, then ${loop.results.length} requests, ` +
+        `${loop.failures.length} failed; kubectl: ${
+          viaKubectl.ok ? "served" : `failed (${viaKubectl.error})`
+        }`,
+    );
+    assert.ok(first.ok, `the first request after SIGCONT failed: ${first.error}`);
+    assert.ok(servedIn < 3_000, `served ${servedIn} ms after SIGCONT`);
+    assert.deepEqual(loop.failures, []);
+  } finally {
+    for (const proc of [kfProc, kubectlProc]) {
+      try {
+        Deno.kill(proc.pid, "SIGCONT");
+      } catch {
+        // gone
+      }
+    }
+    await Promise.all([kfProc.stop(), kubectlProc.stop()]);
+  }
+});
+
+Deno.test("20 rounds of pod churn in a row: kf fails no request", async () => {
+  await resetEcho();
+  const port = freePort();
+  const kfProc = startKf(["forward", "svc/echo", `${port}:80`], { KF_STATE_DIR: tempStateDir() });
+  try {
+    await kfProc.waitFor(/ready pod=/);
+    const loop = new RequestLoop(port, 50);
+    await until(() => loop.results.length >= 10, 10_000, "first requests");
+    const served = new Set<string>();
+    for (let round = 0; round < 20; round++) {
+      const before = new Set(await readyPods());
+      const out = await kubectl([
+        "delete",
+        "pods",
+        "-l",
+        "app=echo",
+        "--force",
+        "--grace-period=0",
+        "--wait=false",
+      ]);
+      assert.equal(out.code, 0, out.stderr);
+      await until(
+        async () => {
+          const now = await readyPods();
+          return now.length >= 2 && now.every((p) => !before.has(p));
+        },
+        60_000,
+        `replacement pods in round ${round + 1}`,
+      );
+      const count = loop.results.length;
+      await until(() => loop.results.length >= count + 5, 30_000, "requests after the round");
+    }
+    await loop.stop();
+    for (const r of loop.results) if (r.ok && r.body) served.add(r.body);
+    console.log(
+      `churn x20: ${loop.results.length} requests, ${loop.failures.length} failed, ${served.size} pods`,
+    );
+    if (loop.failures.length > 0) console.log(loop.failures.slice(0, 5), kfProc.output);
+    assert.deepEqual(loop.failures, []);
+    assert.ok(served.size >= 20, `requests should reach replacement pods, got ${served.size}`);
+  } finally {
+    await kfProc.stop();
+  }
+});
