@@ -29,6 +29,12 @@ export interface RequestOptions {
   purpose?: RequestPurpose;
   /** Gives up when no response headers arrive in time. @default 30000 */
   timeoutMs?: number;
+  /**
+   * Reuse a pooled keep-alive connection. A health probe asks for a new one: a pooled socket can be dead
+   * (the server restarted) while the server itself answers, or look alive over a path that died.
+   * @default true
+   */
+  pooled?: boolean;
 }
 
 /** A subprotocol ws sends itself: an RFC 7230 token (ws's own check). */
@@ -360,7 +366,8 @@ export class KubeClient {
       const request = transport.request(url, {
         ...tls,
         method: "GET",
-        agent: url.protocol === "http:" ? undefined : this.#agent,
+        // agent false: a connection of its own, closed after the answer
+        agent: options.pooled === false ? false : url.protocol === "http:" ? undefined : this.#agent,
         headers: { ...tls.headers, accept: "application/json" },
         signal: options.signal,
       }, resolve);

@@ -169,10 +169,14 @@ export function describeProbeFailure(error: unknown, server: string): string | u
   return `Cannot reach the API server at ${server}: ${(error as Error)?.message ?? String(error)}`;
 }
 
-/** The standard probe: GET /readyz with the client's credentials, no retries, its own short timeout. */
+/** The standard probe: GET /readyz with the client's credentials on a new connection, with a short timeout. */
 export function readyzProbe(
-  get: (path: string, options: { signal: AbortSignal; timeoutMs: number }) => Promise<unknown>,
+  get: (
+    path: string,
+    options: { signal: AbortSignal; timeoutMs: number; pooled: boolean },
+  ) => Promise<unknown>,
   timeoutMs = HEALTH_PROBE_TIMEOUT_MS,
 ): HealthProbe {
-  return (signal) => get("/readyz", { signal, timeoutMs }).then(() => {});
+  // a new connection each time: a probe must test the path as a new dial would take it
+  return (signal) => get("/readyz", { signal, timeoutMs, pooled: false }).then(() => {});
 }
