@@ -36,7 +36,7 @@ export interface ForwardDeps {
 }
 
 /** A dial still unanswered after this long hints at a silent path: the cluster's health probe starts. */
-const SLOW_DIAL_MS = 1_500;
+const SLOW_DIAL_MS = 1_000;
 
 /** Something worth telling the user about one forward. */
 export type ForwardEvent =

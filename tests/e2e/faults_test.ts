@@ -291,10 +291,18 @@ Deno.test("etcd killed for 10 s: kf fails no request", async () => {
     const degraded = firstState(run.kf, "degraded", killedAt);
     const ready = (await until(() => firstState(run.kf, "ready", killedAt), 30_000, "kf ready again"))!;
     console.log(
-      `etcd: degraded ${degraded ? `${degraded.at - killedAt} ms` : "never"} after the kill; kf ready ` +
-        `${ready.at - killedAt} ms after the kill`,
+      `etcd: degraded ${
+        degraded ? `${degraded.at - killedAt} ms after the kill (${degraded.line.slice(25, 200)})` : "never"
+      }; ` +
+        `kf ready ${ready.at - killedAt} ms after the kill`,
     );
-    await sleep(3_000);
+    // the watch still works afterwards: the replacements of deleted pods are served
+    const before = await replaceAllPods();
+    await until(
+      () => run.kfLoad.results.some((r) => r.ok && r.body && !before.has(r.body)),
+      20_000,
+      "a request served by a replacement pod",
+    );
   } finally {
     if (!restarted) await start(etcd);
     await finish(run, "etcd killed 10 s");
@@ -326,7 +334,12 @@ Deno.test("a silently stalled path to the API server for 20 s: kf says degraded,
         `ready ${ready.at - resumedAt} ms after it ended`,
     );
     assert.ok(degraded.at - stalledAt < 5_000, `degraded ${degraded.at - stalledAt} ms after the stall`);
-    await sleep(2_000);
+    const before = await replaceAllPods();
+    await until(
+      () => run.kfLoad.results.some((r) => r.ok && r.body && !before.has(r.body)),
+      20_000,
+      "a request served by a replacement pod",
+    );
   } finally {
     await finish(run, "silent path 20 s");
     relay.close();
@@ -347,10 +360,15 @@ Deno.test("kf stopped for 60 s (SIGSTOP) serves again within 3 s of SIGCONT", as
     assert.ok((await httpGet(kfPort)).ok);
     Deno.kill(kfProc.pid, "SIGSTOP");
     Deno.kill(kubectlProc.pid, "SIGSTOP");
-    await sleep(60_000);
+    await sleep(55_000);
+    // a client that connects while kf is stopped: the kernel accepts, kf serves it once it runs again
+    const during = httpGet(kfPort, "/", CLIENT_TIMEOUT_MS);
+    await sleep(5_000);
+    const contAt = Date.now();
     Deno.kill(kfProc.pid, "SIGCONT");
     Deno.kill(kubectlProc.pid, "SIGCONT");
     const first = await httpGet(kfPort, "/", 10_000);
+    const waited = await during;
     const viaKubectl = await httpGet(kubectlPort, "/", 10_000);
     const loop = new RequestLoop(kfPort, 100);
     await sleep(5_000);
@@ -366,7 +384,16 @@ Deno.test("kf stopped for 60 s (SIGSTOP) serves again within 3 s of SIGCONT", as
     );
     assert.ok(first.ok, `the first request after SIGCONT failed: ${first.error}`);
     assert.ok(servedIn < 3_000, `served ${servedIn} ms after SIGCONT`);
+    assert.ok(waited.ok, `the request made during the stop failed: ${waited.error}`);
+    assert.ok(waited.endedAt - first.startedAt < 3_000, "the request made during the stop is served at once");
     assert.deepEqual(loop.failures, []);
+    // the wake is visible, and the reconnect after it settles back to ready
+    const settling = firstState(kfProc, "settling", contAt);
+    assert.ok(settling, `kf shows settling after the wake:\n${kfProc.output}`);
+    const ready = await until(() => firstState(kfProc, "ready", settling.at), 10_000, "ready after settling");
+    console.log(
+      `wake: settling ${settling.at - contAt} ms after SIGCONT, ready ${ready!.at - contAt} ms after`,
+    );
   } finally {
     for (const proc of [kfProc, kubectlProc]) {
       try {
