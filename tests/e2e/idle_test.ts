@@ -8,8 +8,9 @@
  *   payload, which the kubelet writes to the pod as zero bytes (nothing reaches the backend).
  * - SPDY (spdystream's idleAwareFramer): every frame read or written resets the timer, PING included, so kf
  *   pings the connection below the limit.
- * kubectl port-forward, which sends neither, is expected to lose the connection (printed, and asserted as
- * the proof that the short timeout really cuts idle connections).
+ * kf without the limit (keep-alive every 100 s, pings after 20 s idle) and kubectl port-forward (SPDY pings
+ * every 10 s) are expected to lose the connection: the proof that the short timeout really cuts idle
+ * connections and that kf's keep-alive traffic, and nothing else, keeps them.
  */
 
 import assert from "node:assert/strict";
@@ -19,7 +20,11 @@ import { type Component, component, kill, start } from "./_components.ts";
 const IDLE_TIMEOUT_S = 3;
 const ECHO_PORT = 9000;
 
-/** Connects, checks one echo, stays idle for idleMs, then tells whether a second echo still comes back. */
+/**
+ * Connects, checks one echo, stays idle for idleMs, then tells whether a second echo still comes back.
+ * The echo returns every byte the backend got: an exact second echo also shows that the keep-alive
+ * traffic never reached the backend.
+ */
 async function survivesIdle(port: number, idleMs: number): Promise<{ alive: boolean; detail: string }> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   try {
@@ -79,18 +84,25 @@ Deno.test(`an idle connection outlives a ${IDLE_TIMEOUT_S} s kubelet idle timeou
   await withShortIdleTimeout(async () => {
     const idleMs = 3 * IDLE_TIMEOUT_S * 1000;
     const runs: { label: string; proc: Proc; port: number }[] = [];
-    for (const transport of ["websocket", "spdy"]) {
-      const port = freePort();
-      const proc = startKf([
-        "forward",
-        "svc/echo",
-        `${port}:${ECHO_PORT}`,
-        "--transport",
-        transport,
-        "--stream-idle-timeout",
-        `${IDLE_TIMEOUT_S}s`,
-      ], { KF_STATE_DIR: tempStateDir() });
-      runs.push({ label: `kf --transport ${transport}`, proc, port });
+    // with the limit given, and without it (the 5 min default: keep-alive far apart), which shows that the
+    // keep-alive traffic is what keeps the connection, not something else on the way
+    for (const limit of [`${IDLE_TIMEOUT_S}s`, undefined]) {
+      for (const transport of ["websocket", "spdy"]) {
+        const port = freePort();
+        const proc = startKf([
+          "forward",
+          "svc/echo",
+          `${port}:${ECHO_PORT}`,
+          "--transport",
+          transport,
+          ...(limit ? ["--stream-idle-timeout", limit] : []),
+        ], { KF_STATE_DIR: tempStateDir() });
+        runs.push({
+          label: `kf --transport ${transport}${limit ? ` --stream-idle-timeout ${limit}` : ""}`,
+          proc,
+          port,
+        });
+      }
     }
     const kubectlPort = freePort();
     const kubectlProc = new Proc("kubectl", ["port-forward", "svc/echo", `${kubectlPort}:${ECHO_PORT}`]);
@@ -106,7 +118,9 @@ Deno.test(`an idle connection outlives a ${IDLE_TIMEOUT_S} s kubelet idle timeou
       );
       assert.ok(results[0].alive, `kf websocket: ${results[0].detail}`);
       assert.ok(results[1].alive, `kf spdy: ${results[1].detail}`);
-      assert.ok(!results[2].alive, `kubectl was expected to lose the idle connection: ${results[2].detail}`);
+      assert.ok(!results[2].alive, `kf websocket without the limit should lose it: ${results[2].detail}`);
+      assert.ok(!results[3].alive, `kf spdy without the limit should lose it: ${results[3].detail}`);
+      assert.ok(!results[4].alive, `kubectl was expected to lose the idle connection: ${results[4].detail}`);
     } finally {
       await Promise.all(runs.map((r) => r.proc.stop()));
     }
