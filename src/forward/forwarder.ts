@@ -86,7 +86,7 @@ export class Forward {
     this.#deps = deps;
     this.namespace = spec.namespace ?? deps.client.defaultNamespace;
     this.#keepAliveMs = keepAliveInterval(spec.streamIdleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS);
-    this.#open = this.#observed(deps.open ?? this.#opener(spec.transport ?? "auto"));
+    this.#open = deps.open ? this.#observed(deps.open) : this.#opener(spec.transport ?? "auto");
     this.#target = new TargetWatch({
       client: deps.client,
       watches: deps.watches,
@@ -102,7 +102,7 @@ export class Forward {
    * WebSocket v4 per connection (SPDY refused altogether); each step is taken once and for good.
    */
   #opener(transport: Transport): OpenUpstream {
-    const websocket = portForwardOpener(this.#deps.client, this.namespace);
+    const websocket = this.#observed(portForwardOpener(this.#deps.client, this.namespace));
     if (transport === "websocket") {
       this.#transport = "websocket";
       return websocket;
@@ -112,6 +112,8 @@ export class Forward {
       signal: this.#abort.signal,
       clock: this.#deps.clock,
       keepAliveMs: this.#keepAliveMs,
+      // only opening a connection goes to the API server; streams on an open one prove nothing about it
+      onDial: (pod, opening) => this.#observeDial(pod, opening, this.#abort.signal),
       onCarrier: (carrier) => {
         this.#transport = carrier === "websocket" ? "spdy-websocket" : "spdy-upgrade";
         this.#changed();
@@ -137,33 +139,35 @@ export class Forward {
     );
   }
 
-  /**
-   * Reports every dial's outcome to the cluster's health: a success proves the path, a transient failure
-   * or a dial that hangs is a reason to probe. Wraps the prewarm's dials as well as the direct ones.
-   */
+  /** An opener whose every call is a dial through the API server (a WebSocket upgrade each), observed. */
   #observed(open: OpenUpstream): OpenUpstream {
+    return (endpoint, signal) => {
+      const opening = open(endpoint, signal);
+      this.#observeDial(endpoint.pod, opening, signal);
+      return opening;
+    };
+  }
+
+  /**
+   * Reports a dial's outcome to the cluster's health: a success proves the path, a transient failure or a
+   * dial still unanswered after SLOW_DIAL_MS is a reason to probe. Covers the prewarm's dials too.
+   */
+  #observeDial(pod: string, opening: Promise<unknown>, signal: AbortSignal): void {
     const health = this.#deps.health;
-    if (!health) return open;
-    const clock = this.#deps.clock;
-    return async (endpoint, signal) => {
-      const slow = new AbortController();
-      clock.sleep(SLOW_DIAL_MS, slow.signal).then(
-        () => health.suspect(`a port-forward dial to ${endpoint.pod} has no answer after ${SLOW_DIAL_MS} ms`),
-        () => {},
-      );
-      try {
-        const ws = await open(endpoint, signal);
-        health.succeeded();
-        return ws;
-      } catch (error) {
+    if (!health) return;
+    const slow = new AbortController();
+    this.#deps.clock.sleep(SLOW_DIAL_MS, slow.signal).then(
+      () => health.suspect(`a port-forward dial to ${pod} has no answer after ${SLOW_DIAL_MS} ms`),
+      () => {},
+    );
+    opening.then(
+      () => health.succeeded(),
+      (error) => {
         if (!signal.aborted && classifyDialFailure(error) === "transient") {
           health.suspect((error as Error).message);
         }
-        throw error;
-      } finally {
-        slow.abort();
-      }
-    };
+      },
+    ).finally(() => slow.abort());
   }
 
   /** The network changed or the machine woke: shown as `settling` until the session renews the upstreams. */

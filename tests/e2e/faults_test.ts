@@ -8,7 +8,6 @@
  */
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import {
   cluster,
   freePort,
@@ -74,44 +73,55 @@ function firstState(proc: Proc, state: string, since: number) {
 }
 
 interface SideBySide {
+  /** kf with the default transport (one WebSocket per connection). */
   kf: Proc;
-  kubectl: Proc;
   kfLoad: PacedRequests;
+  /** kf --transport spdy (streams on one connection per pod). */
+  spdy: Proc;
+  spdyLoad: PacedRequests;
+  kubectl: Proc;
   kubectlLoad: PacedRequests;
   stateDir: string;
 }
 
-/** kf forward and kubectl port-forward on svc/echo, each under its own 10/s request load. */
+/** kf forward (both transports) and kubectl port-forward on svc/echo, each under its own 10/s load. */
 async function sideBySide(kubeconfig = cluster.kubeconfig): Promise<SideBySide> {
-  const kfPort = freePort();
-  const kubectlPort = freePort();
+  const [kfPort, spdyPort, kubectlPort] = [freePort(), freePort(), freePort()];
   const stateDir = tempStateDir();
   const env = { KUBECONFIG: kubeconfig, KF_STATE_DIR: stateDir };
   const kfProc = startKf(["forward", "svc/echo", `${kfPort}:80`], env);
+  const spdyProc = startKf(
+    ["forward", "svc/echo", `${spdyPort}:80`, "--transport", "spdy", "--name", "spdy"],
+    env,
+  );
   const kubectlProc = new Proc("kubectl", ["port-forward", "svc/echo", `${kubectlPort}:80`], env);
   await kfProc.waitFor(/ready pod=/);
+  await spdyProc.waitFor(/ready pod=/);
   await kubectlProc.waitFor(/Forwarding from/);
   const kfLoad = new PacedRequests(kfPort);
+  const spdyLoad = new PacedRequests(spdyPort);
   const kubectlLoad = new PacedRequests(kubectlPort);
   await until(() => kfLoad.results.length >= 10, 10_000, "first requests");
-  return { kf: kfProc, kubectl: kubectlProc, kfLoad, kubectlLoad, stateDir };
+  return { kf: kfProc, kfLoad, spdy: spdyProc, spdyLoad, kubectl: kubectlProc, kubectlLoad, stateDir };
 }
 
 async function finish(run: SideBySide, label: string): Promise<void> {
-  await Promise.all([run.kfLoad.stop(), run.kubectlLoad.stop()]);
+  await Promise.all([run.kfLoad.stop(), run.spdyLoad.stop(), run.kubectlLoad.stop()]);
   const exited = await Promise.race([
     run.kubectl.exited.then((s) => `exited ${s.code}`),
     sleep(10).then(() => "running"),
   ]);
+  const count = (load: PacedRequests) => `${load.results.length} requests, ${load.failures.length} failed`;
   console.log(
-    `${label}: kf ${run.kfLoad.results.length} requests, ${run.kfLoad.failures.length} failed; ` +
-      `kubectl ${run.kubectlLoad.results.length} requests, ${run.kubectlLoad.failures.length} failed (${exited})`,
+    `${label}: kf ${count(run.kfLoad)}; kf --transport spdy ${count(run.spdyLoad)}; ` +
+      `kubectl ${count(run.kubectlLoad)} (${exited})`,
   );
-  if (run.kfLoad.failures.length > 0) {
-    console.log(run.kfLoad.failures.slice(0, 5));
-    console.log(run.kf.output);
+  for (const [load, proc] of [[run.kfLoad, run.kf], [run.spdyLoad, run.spdy]] as const) {
+    if (load.failures.length === 0) continue;
+    console.log(load.failures.slice(0, 5));
+    console.log(proc.output);
   }
-  await Promise.all([run.kf.stop(), run.kubectl.stop()]);
+  await Promise.all([run.kf.stop(), run.spdy.stop(), run.kubectl.stop()]);
 }
 
 /**
@@ -273,6 +283,7 @@ Deno.test("kube-apiserver killed for 10 s: kf fails no request, says degraded th
     await finish(run, "apiserver killed 10 s");
   }
   assert.deepEqual(run.kfLoad.failures, [], "kf must not fail a request while the API server restarts");
+  assert.deepEqual(run.spdyLoad.failures, [], "nor with --transport spdy");
 });
 
 Deno.test("etcd killed for 10 s: kf fails no request", async () => {
@@ -308,6 +319,7 @@ Deno.test("etcd killed for 10 s: kf fails no request", async () => {
     await finish(run, "etcd killed 10 s");
   }
   assert.deepEqual(run.kfLoad.failures, [], "kf must not fail a request while etcd restarts");
+  assert.deepEqual(run.spdyLoad.failures, [], "nor with --transport spdy");
 });
 
 Deno.test("a silently stalled path to the API server for 20 s: kf says degraded, fails no request, recovers", async () => {
@@ -346,6 +358,7 @@ Deno.test("a silently stalled path to the API server for 20 s: kf says degraded,
     Deno.removeSync(kubeconfig);
   }
   assert.deepEqual(run.kfLoad.failures, [], "kf must not fail a request while the path is silent");
+  assert.deepEqual(run.spdyLoad.failures, [], "nor with --transport spdy");
 });
 
 Deno.test("kf stopped for 60 s (SIGSTOP) serves again within 3 s of SIGCONT", async () => {
