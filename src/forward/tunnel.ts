@@ -69,6 +69,12 @@ interface AttemptEnd {
   /** The pod sent data to the client during this attempt: no replay possible any more. */
   answered: boolean;
   error?: Error;
+  /**
+   * The pod itself is the reason (the kubelet said it is gone, or it was deleted): the retry avoids it.
+   * An upstream that merely broke (the API server restarted, the path dropped) says nothing against the
+   * pod; excluding it would leave a connection without any pod once every warm socket broke at once.
+   */
+  podAtFault: boolean;
 }
 
 /** Runs a connection until either side closes; never throws. */
@@ -113,7 +119,9 @@ export class Tunnel {
    * first byte this leads to a retry on another pod; after it, the client's connection is closed.
    */
   podDeleted(pod: string): void {
-    if (this.pod === pod) this.#ws?.terminate();
+    if (this.pod !== pod) return;
+    this.#deletedPod = pod;
+    this.#ws?.terminate();
   }
 
   async run(): Promise<TunnelResult> {
@@ -138,8 +146,8 @@ export class Tunnel {
           result = { pod: this.pod, error: end.error };
           break;
         }
-        // nothing reached the client yet: replay on another pod and the client never notices
-        exclude.add(upstream.endpoint.pod);
+        // nothing reached the client yet: replay (on another pod if this one is at fault), unnoticed
+        if (end.podAtFault) exclude.add(upstream.endpoint.pod);
         this.#options.onPodFailed?.(upstream.endpoint.pod, end.error);
       }
     } catch (error) {
@@ -197,7 +205,9 @@ export class Tunnel {
         this.#wsReady = Promise.withResolvers();
         this.#uploadDrained?.resolve();
         if (ws.readyState !== 3) ws.terminate();
-        const ended: AttemptEnd = { answered: this.#answered, error };
+        const podAtFault = this.#deletedPod === upstream.endpoint.pod ||
+          (error instanceof PodPortError && error.podGone);
+        const ended: AttemptEnd = { answered: this.#answered, error, podAtFault };
         // a pod that closed before its first byte while the client still waits: treat as gone, retry
         if (!this.#answered && !error && !this.#abort.signal.aborted) {
           ended.error = new PodPortError(
@@ -239,6 +249,8 @@ export class Tunnel {
     });
   }
 
+  /** The pod the forward reported deleted while this connection used it. */
+  #deletedPod?: string;
   #lastDownloadAt = Date.now();
   /** Date.now() of the last frame sent to the pod (keep-alive frames included). */
   #lastUploadAt = Date.now();
