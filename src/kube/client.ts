@@ -238,7 +238,22 @@ export class KubeClient {
     return await new Promise<WebSocket>((resolve, reject) => {
       const onAbort = () => socket.terminate();
       options.signal?.addEventListener("abort", onAbort, { once: true });
+      // ws's handshakeTimeout rides on socket timeouts, which our own socket does not emit: without this
+      // timer a dial over a silently dropped path would wait until the path came back
+      const handshakeMs = options.timeoutMs ?? 10_000;
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(
+          new ApiUnreachableError(
+            this.server,
+            "ETIMEDOUT",
+            `no answer to the upgrade within ${handshakeMs} ms`,
+          ),
+        );
+        socket.terminate();
+      }, handshakeMs);
       const cleanup = () => {
+        clearTimeout(timer);
         options.signal?.removeEventListener("abort", onAbort);
         socket.off("open", onOpen);
         socket.off("error", onError);
