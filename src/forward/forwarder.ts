@@ -20,6 +20,7 @@ import { sniffConnection } from "./http/sniff.ts";
 import { Backoff } from "../watch/backoff.ts";
 import { keepAliveInterval } from "./liveness.ts";
 import { DEFAULT_STREAM_IDLE_TIMEOUT_MS } from "../config/mod.ts";
+import { DialSlots } from "./dial_slots.ts";
 import { classifyDialFailure, DIAL_RETRY_INITIAL_MS, DIAL_RETRY_MAX_MS } from "./dial_retry.ts";
 
 export interface ForwardDeps {
@@ -35,6 +36,8 @@ export interface ForwardDeps {
   health?: ClusterHealth;
 }
 
+/** WebSocket dials of one forward at a time (SPDY streams need no dial of their own once connected). */
+const MAX_CONCURRENT_DIALS = 8;
 /** A dial still unanswered after this long hints at a silent path: the cluster's health probe starts. */
 const SLOW_DIAL_MS = 1_000;
 
@@ -78,6 +81,7 @@ export class Forward {
   /** The pod the last round-robin request went to. */
   #lastRoundRobin?: string;
   #settling = false;
+  readonly #dialSlots = new DialSlots(MAX_CONCURRENT_DIALS);
   /** Keep-alive traffic interval of open connections, below the path's idle limit. */
   readonly #keepAliveMs: number;
 
@@ -419,7 +423,12 @@ export class Forward {
         const warm = await port.prewarm.take(endpoint);
         if (warm) return warm;
         if (dial.signal.aborted) throw dial.signal.reason;
-        return { ws: await this.#open(endpoint, dial.signal), endpoint, early: [] };
+        const release = await this.#dialSlots.take(dial.signal);
+        try {
+          return { ws: await this.#open(endpoint, dial.signal), endpoint, early: [] };
+        } finally {
+          release();
+        }
       } catch (error) {
         if (signal.aborted) throw error;
         const failure = classifyDialFailure(error, dial.signal.aborted);

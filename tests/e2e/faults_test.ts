@@ -17,6 +17,7 @@ import {
   kubectl,
   Proc,
   readyPods,
+  REPO,
   RequestLoop,
   resetEcho,
   sleep,
@@ -25,6 +26,7 @@ import {
   until,
 } from "./_harness.ts";
 import { apiServerReady, component, kill, start } from "./_components.ts";
+import { join } from "node:path";
 
 const CLIENT_TIMEOUT_MS = 30_000;
 const OUTAGE_MS = 10_000;
@@ -160,74 +162,66 @@ async function followsDeletions(load: PacedRequests): Promise<void> {
   );
 }
 
-/**
- * A TCP relay in front of the API server that can stall: while stalled it keeps every connection open
- * and accepts new ones, but moves no byte (a VPN or Wi-Fi that silently drops packets).
- */
+/** The lines of a byte stream. */
+async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let pending = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    pending += chunk;
+    const parts = pending.split("\n");
+    pending = parts.pop()!;
+    yield* parts;
+  }
+}
+
+/** The stalling relay of _stall_relay.ts in its own process, in front of the API server. */
 class StallingRelay {
-  readonly port: number;
-  readonly #listener: Deno.TcpListener;
-  readonly #conns = new Set<Deno.Conn>();
-  #resume?: PromiseWithResolvers<void>;
+  readonly #child: Deno.ChildProcess;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #lines: AsyncIterator<string>;
 
-  constructor(target: { hostname: string; port: number }) {
-    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    this.port = (this.#listener.addr as Deno.NetAddr).port;
-    const listener = this.#listener;
-    (async () => {
-      for await (const client of listener) {
-        Deno.connect(target).then((server) => {
-          this.#conns.add(client);
-          this.#conns.add(server);
-          this.#pipe(client, server);
-          this.#pipe(server, client);
-        }, () => client.close());
-      }
-    })().catch(() => {});
+  private constructor(child: Deno.ChildProcess) {
+    this.#child = child;
+    this.#writer = child.stdin.getWriter();
+    this.#lines = lines(child.stdout);
   }
 
-  stall(): void {
-    this.#resume ??= Promise.withResolvers();
+  static async start(targetPort: number): Promise<{ relay: StallingRelay; port: number }> {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", join(REPO, "tests", "e2e", "_stall_relay.ts"), String(targetPort)],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const relay = new StallingRelay(child);
+    const first = await relay.#lines.next();
+    const port = Number(String(first.value).match(/^listening (\d+)$/)?.[1]);
+    assert.ok(port > 0, `the relay did not start: ${first.value}`);
+    return { relay, port };
   }
 
-  resume(): void {
-    this.#resume?.resolve();
-    this.#resume = undefined;
+  async #command(command: string): Promise<void> {
+    await this.#writer.write(new TextEncoder().encode(command + "\n"));
+    const answer = await this.#lines.next();
+    assert.equal(answer.value, "ok");
   }
 
-  async #pipe(from: Deno.Conn, to: Deno.Conn): Promise<void> {
-    const buffer = new Uint8Array(64 * 1024);
+  stall(): Promise<void> {
+    return this.#command("stall");
+  }
+
+  resume(): Promise<void> {
+    return this.#command("resume");
+  }
+
+  async close(): Promise<void> {
+    await this.#writer.close().catch(() => {});
     try {
-      while (true) {
-        const n = await from.read(buffer);
-        if (n === null) break;
-        while (this.#resume) await this.#resume.promise;
-        let written = 0;
-        while (written < n) written += await to.write(buffer.subarray(written, n));
-      }
+      this.#child.kill("SIGTERM");
     } catch {
-      // reset by one side
+      // gone
     }
-    for (const conn of [from, to]) {
-      try {
-        conn.close();
-      } catch {
-        // closed already
-      }
-      this.#conns.delete(conn);
-    }
-  }
-
-  close(): void {
-    this.resume();
-    this.#listener.close();
-    for (const conn of this.#conns) {
-      try {
-        conn.close();
-      } catch {
-        // closed already
-      }
-    }
+    await this.#lines.return?.(undefined);
+    await this.#child.status;
   }
 }
 
@@ -323,20 +317,20 @@ Deno.test("etcd killed for 10 s: kf fails no request", async () => {
 
 Deno.test("a silently stalled path to the API server for 20 s: kf says degraded, fails no request, recovers", async () => {
   await resetEcho();
-  const relay = new StallingRelay({ hostname: "127.0.0.1", port: apiServerPort() });
-  const kubeconfig = kubeconfigVia(relay.port);
+  const { relay, port: relayPort } = await StallingRelay.start(apiServerPort());
+  const kubeconfig = kubeconfigVia(relayPort);
   const run = await sideBySide(kubeconfig);
   try {
     await sleep(1_000);
     const stalledAt = Date.now();
-    relay.stall();
+    await relay.stall();
     const degraded = await run.kf.waitFor(/ degraded /, 10_000).then(() =>
       firstState(run.kf, "degraded", stalledAt)
     );
     assert.ok(degraded);
     await sleep(Math.max(0, stalledAt + 20_000 - Date.now()));
     const resumedAt = Date.now();
-    relay.resume();
+    await relay.resume();
     const ready = (await until(() => firstState(run.kf, "ready", resumedAt), 20_000, "kf ready again"))!;
     console.log(
       `silent path: degraded ${degraded.at - stalledAt} ms after the stall (${
@@ -348,7 +342,7 @@ Deno.test("a silently stalled path to the API server for 20 s: kf says degraded,
     await followsDeletions(run.kfLoad);
   } finally {
     await finish(run, "silent path 20 s");
-    relay.close();
+    await relay.close();
     Deno.removeSync(kubeconfig);
   }
   assert.deepEqual(run.kfLoad.failures, [], "kf must not fail a request while the path is silent");
