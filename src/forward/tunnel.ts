@@ -202,7 +202,12 @@ export class Tunnel {
         clearInterval(lingerTimer);
         this.#onLocalEnd = undefined;
         this.#ws = undefined;
+        // an attempt that ended before it began (the socket closed between acquire and here) never
+        // resolved the promise the upload pump waits on: wake the pump, or it waits forever and the
+        // client's bytes are never read for the next attempt
+        const stale = this.#wsReady;
         this.#wsReady = Promise.withResolvers();
+        stale?.resolve(undefined);
         this.#uploadDrained?.resolve();
         if (ws.readyState !== 3) ws.terminate();
         const podAtFault = this.#deletedPod === upstream.endpoint.pod ||
