@@ -24,6 +24,8 @@ export interface ForwardCommandOptions {
   name?: string;
   output: string;
   podWaitTimeout?: string;
+  streamIdleTimeout?: string;
+  networkSettle?: string;
   transport?: string;
   protocol?: string;
   balance?: string;
@@ -88,6 +90,15 @@ export function forwardCommand(io: CommandIO = defaultIO) {
     .addOption(new Option("--balance <kind>", "HTTP requests: sticky (one pod while ready) or round-robin"))
     .option("--log-requests", "report every HTTP request (method, path, status, pod, duration, bytes)")
     .option("--pod-wait-timeout <duration>", "how long a new connection waits for a ready pod (e.g. 30s)")
+    .option(
+      "--stream-idle-timeout <duration>",
+      "shortest idle timeout on the way to pods (kubelet, load balancer); idle connections get keep-alive " +
+        "traffic at a third of it (default 5m)",
+    )
+    .option(
+      "--network-settle <duration>",
+      "after a network change or wake, how long the path must be stable before reconnecting (default 2s)",
+    )
     .option("--grace <duration>", "on stop, how long open connections may finish", DEFAULT_GRACE)
     .option("-d, --detach", "run in the background; print the session id and ports once listening")
     .addOption(new Option("--state-dir <dir>", "session state directory").hideHelp())
@@ -112,6 +123,9 @@ export function forwardCommand(io: CommandIO = defaultIO) {
         graceMs: parseDuration(options.grace),
         configFiles: options.file ?? [],
         stateDir: options.stateDir,
+        networkSettleMs: options.networkSettle === undefined
+          ? undefined
+          : parseDuration(options.networkSettle),
       });
     });
 }
@@ -150,6 +164,7 @@ export async function forwardSpecs(
         kubeconfig: options.kubeconfig,
         address: options.address,
         podWaitTimeout: options.podWaitTimeout,
+        streamIdleTimeout: options.streamIdleTimeout,
         transport: options.transport,
         protocol: options.protocol,
         balance: options.balance,
@@ -178,6 +193,7 @@ export async function forwardSpecs(
     kubeconfig: options.kubeconfig,
     address: options.address,
     podWaitTimeout: options.podWaitTimeout,
+    streamIdleTimeout: options.streamIdleTimeout,
     name: options.name,
     transport: options.transport,
     protocol: options.protocol,

@@ -17,6 +17,7 @@ import {
   BALANCES,
   DEFAULT_ADDRESS,
   DEFAULT_POD_WAIT_TIMEOUT_MS,
+  DEFAULT_STREAM_IDLE_TIMEOUT_MS,
   type FlagSettings,
   nameProblem,
   type Protocol,
@@ -32,6 +33,7 @@ export {
   BALANCES,
   DEFAULT_ADDRESS,
   DEFAULT_POD_WAIT_TIMEOUT_MS,
+  DEFAULT_STREAM_IDLE_TIMEOUT_MS,
   parseDuration,
   PROTOCOLS,
   settingsFromFlags,
@@ -76,6 +78,11 @@ export interface ForwardSpec {
   logRequests?: boolean;
   /** How long a new local connection waits for a ready pod. @default {30000} */
   podWaitTimeoutMs: number;
+  /**
+   * The shortest idle timeout on the way to the pod (the kubelet's --streaming-connection-idle-timeout, a
+   * load balancer): open connections carry keep-alive traffic at a third of it. @default {300000}
+   */
+  streamIdleTimeoutMs?: number;
   /** Where the forward was declared; undefined for forwards from command-line flags. */
   source?: { file: string; line: number; column: number };
 }
@@ -163,6 +170,8 @@ export interface AdHocForwardArgs {
   address?: string;
   /** A duration like `30s`; a bare number is seconds. @default {"30s"} */
   podWaitTimeout?: string;
+  /** A duration like `5m`. @default {"5m"} */
+  streamIdleTimeout?: string;
   /** @default {"auto"} */
   transport?: string;
   /** @default {"auto"} */
@@ -212,6 +221,7 @@ export function adHocForward(args: AdHocForwardArgs): ForwardSpec {
     kubeconfig: settings.kubeconfig,
     addresses: settings.addresses ?? [DEFAULT_ADDRESS],
     podWaitTimeoutMs: settings.podWaitTimeoutMs ?? DEFAULT_POD_WAIT_TIMEOUT_MS,
+    ...optional("streamIdleTimeoutMs", settings.streamIdleTimeoutMs),
     ...optional("transport", settings.transport),
     ...optional("protocol", settings.protocol),
     ...optional("balance", settings.balance),
@@ -520,6 +530,7 @@ class FileReader {
         addresses: settings.addresses ?? defaults.addresses ?? [DEFAULT_ADDRESS],
         podWaitTimeoutMs: settings.podWaitTimeoutMs ?? defaults.podWaitTimeoutMs ??
           DEFAULT_POD_WAIT_TIMEOUT_MS,
+        ...optional("streamIdleTimeoutMs", settings.streamIdleTimeoutMs ?? defaults.streamIdleTimeoutMs),
         ...optional("transport", settings.transport ?? defaults.transport),
         ...optional("protocol", settings.protocol ?? defaults.protocol),
         ...optional("balance", settings.balance ?? defaults.balance),

@@ -80,7 +80,7 @@ const CORPUS: CorpusCase[] = [
     name: "merge key",
     yaml: "base: &b {namespace: dev}\nforwards:\n  - <<: *b\n    target: svc/a\n    ports: [80]\n",
     errors: [
-      "kf.yaml:1:1: unknown key 'base'; valid keys here are 'namespace', 'context', 'kubeconfig', 'address', 'podWaitTimeout', 'transport', 'protocol', 'balance', 'logRequests', 'forwards'",
+      "kf.yaml:1:1: unknown key 'base'; valid keys here are 'namespace', 'context', 'kubeconfig', 'address', 'podWaitTimeout', 'streamIdleTimeout', 'transport', 'protocol', 'balance', 'logRequests', 'forwards'",
       "kf.yaml:3:5: merge keys ('<<') are not supported; put shared settings at the top level instead",
     ],
   },
@@ -582,7 +582,7 @@ const CORPUS: CorpusCase[] = [
     name: "unknown top-level key",
     yaml: "verbose: true\nforwards:\n  - {target: svc/a, ports: [80]}\n",
     errors: [
-      "kf.yaml:1:1: unknown key 'verbose'; valid keys here are 'namespace', 'context', 'kubeconfig', 'address', 'podWaitTimeout', 'transport', 'protocol', 'balance', 'logRequests', 'forwards'",
+      "kf.yaml:1:1: unknown key 'verbose'; valid keys here are 'namespace', 'context', 'kubeconfig', 'address', 'podWaitTimeout', 'streamIdleTimeout', 'transport', 'protocol', 'balance', 'logRequests', 'forwards'",
     ],
   },
   {

@@ -332,7 +332,7 @@ forwards:
     "6:5 forwards[0].timeout: unknown key 'timeout'; did you mean 'podWaitTimeout'?",
     "7:5 forwards[0].forwards: 'forwards' is only valid at the top level of the file; move it there",
     "8:5 forwards[0].wat: unknown key 'wat'; valid keys here are 'name', 'target', 'selector', 'ports', " +
-    "'namespace', 'context', 'kubeconfig', 'address', 'podWaitTimeout', 'transport', 'protocol', 'balance', 'logRequests'",
+    "'namespace', 'context', 'kubeconfig', 'address', 'podWaitTimeout', 'streamIdleTimeout', 'transport', 'protocol', 'balance', 'logRequests'",
   ]);
 });
 
@@ -553,5 +553,32 @@ Deno.test("adHocForward() takes --protocol, --balance and --log-requests, and re
   assert.throws(
     () => adHocForward({ target: "svc/api", ports: ["80"], balance: "lru" }),
     /Cannot use --balance "lru": use one of: sticky, round-robin/,
+Deno.test("parseConfigText() reads streamIdleTimeout as a default and per forward", () => {
+  const [inherited, own] = parseConfigText(
+    "streamIdleTimeout: 10m\nforwards:\n  - {target: svc/a, ports: [1]}\n" +
+      "  - {target: svc/b, ports: [2], streamIdleTimeout: 30s}",
+    "kf.yaml",
+  );
+  assert.equal(inherited.streamIdleTimeoutMs, 600_000);
+  assert.equal(own.streamIdleTimeoutMs, 30_000);
+  const [unset] = parseConfigText("forwards: [{target: svc/a, ports: [1]}]", "kf.yaml");
+  assert.equal(unset.streamIdleTimeoutMs, undefined, "unset means the engine's default");
+});
+
+Deno.test("parseConfigText() rejects a streamIdleTimeout that is too short or no duration", () => {
+  const [tooShort] = problems("streamIdleTimeout: 1s\nforwards: [{target: svc/a, ports: [1]}]");
+  assert.match(tooShort, /^1:20 streamIdleTimeout: .*below 3s/);
+  const [notDuration] = problems("streamIdleTimeout: soon\nforwards: [{target: svc/a, ports: [1]}]");
+  assert.match(notDuration, /^1:20 streamIdleTimeout: .*"soon" is not a number with a unit/);
+});
+
+Deno.test("adHocForward() validates --stream-idle-timeout like the config key", () => {
+  assert.equal(
+    adHocForward({ target: "svc/a", ports: ["1"], streamIdleTimeout: "2m" }).streamIdleTimeoutMs,
+    120_000,
+  );
+  assert.throws(
+    () => adHocForward({ target: "svc/a", ports: ["1"], streamIdleTimeout: "1s" }),
+    /Cannot use --stream-idle-timeout "1s": it is below 3s/,
   );
 });

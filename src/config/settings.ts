@@ -28,6 +28,13 @@ export const DEFAULT_ADDRESS = "localhost";
  * error instead of hanging when nothing will ever be ready.
  */
 export const DEFAULT_POD_WAIT_TIMEOUT_MS = 30_000;
+/**
+ * Hardened clusters set the kubelet's streaming idle timeout to minutes (its default is 4 h), and load
+ * balancers in front of API servers cut idle connections after one to six minutes.
+ */
+export const DEFAULT_STREAM_IDLE_TIMEOUT_MS = 300_000;
+/** Keep-alive traffic goes at a third of the limit; below this it would be a busy loop, not a keep-alive. */
+export const MIN_STREAM_IDLE_TIMEOUT_MS = 3_000;
 
 /** Validated settings, named as in ForwardSpec; a key is absent when it was not given. */
 export interface Settings {
@@ -38,6 +45,7 @@ export interface Settings {
   /** Where to listen: IP addresses or `localhost`, at least one, none overlapping another. */
   addresses?: string[];
   podWaitTimeoutMs?: number;
+  streamIdleTimeoutMs?: number;
   transport?: Transport;
   protocol?: Protocol;
   balance?: Balance;
@@ -53,6 +61,8 @@ export interface FlagSettings {
   address?: string;
   /** A duration like `30s`; a bare number is seconds. */
   podWaitTimeout?: string;
+  /** A duration like `5m`: the shortest idle timeout on the way to the pods. */
+  streamIdleTimeout?: string;
   transport?: string;
   protocol?: string;
   balance?: string;
@@ -143,6 +153,26 @@ const podWaitTimeout: SettingRule<"podWaitTimeoutMs"> = {
   },
 };
 
+const streamIdleTimeout: SettingRule<"streamIdleTimeoutMs"> = {
+  setting: "streamIdleTimeoutMs",
+  key: "streamIdleTimeout",
+  flag: "--stream-idle-timeout",
+  example: "5m",
+  acceptsNumber: true,
+  parse: (raw) => {
+    let ms: number;
+    try {
+      ms = parseDuration(raw);
+    } catch (error) {
+      if (!(error instanceof DurationError)) throw error;
+      return { problem: error.reason };
+    }
+    return ms < MIN_STREAM_IDLE_TIMEOUT_MS
+      ? { problem: "it is below 3s; give the idle timeout of the kubelet or load balancer, e.g. 5m" }
+      : { value: ms };
+  },
+};
+
 const transport: SettingRule<"transport"> = {
   setting: "transport",
   key: "transport",
@@ -192,6 +222,7 @@ export const SETTING_RULES: readonly SettingRule[] = [
   kubeconfig,
   address,
   podWaitTimeout,
+  streamIdleTimeout,
   transport,
   protocol,
   balance,
@@ -204,6 +235,7 @@ const FLAG_NAMES: Record<keyof Settings, keyof FlagSettings> = {
   kubeconfig: "kubeconfig",
   addresses: "address",
   podWaitTimeoutMs: "podWaitTimeout",
+  streamIdleTimeoutMs: "streamIdleTimeout",
   transport: "transport",
   protocol: "protocol",
   balance: "balance",
