@@ -152,10 +152,11 @@ async function followsDeletions(load: PacedRequests, options: { onlyFirst?: bool
         const now = await readyPods();
         return now.length >= 2 && !now.includes(victim);
       },
-      60_000,
+      120_000,
       `a replacement for ${victim}`,
     );
   }
+  if (options.onlyFirst) return;
   await until(
     () => load.results.some((r) => r.ok && r.body && !original.has(r.body)),
     20_000,
