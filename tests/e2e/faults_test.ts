@@ -299,13 +299,16 @@ Deno.test("etcd killed for 10 s: kf fails no request", async () => {
     await start(etcd);
     restarted = true;
     await until(apiServerReady, 60_000, "the API server ready again");
+    // with etcd gone the API server still answers what needs no storage, and connections on open SPDY
+    // connections go on: kf may never see trouble, and then it rightly never leaves ready
     const degraded = firstState(run.kf, "degraded", killedAt);
-    const ready = (await until(() => firstState(run.kf, "ready", killedAt), 30_000, "kf ready again"))!;
+    const ready = degraded
+      ? (await until(() => firstState(run.kf, "ready", degraded.at), 30_000, "kf ready again"))!
+      : undefined;
     console.log(
       `etcd: degraded ${
         degraded ? `${degraded.at - killedAt} ms after the kill (${degraded.line.slice(25, 200)})` : "never"
-      }; ` +
-        `kf ready ${ready.at - killedAt} ms after the kill`,
+      }; kf ready ${ready ? `${ready.at - killedAt} ms after the kill` : "throughout"}`,
     );
     // the watch still works afterwards: the replacements of deleted pods are served
     await followsDeletions(run.kfLoad);
