@@ -553,6 +553,9 @@ Deno.test("adHocForward() takes --protocol, --balance and --log-requests, and re
   assert.throws(
     () => adHocForward({ target: "svc/api", ports: ["80"], balance: "lru" }),
     /Cannot use --balance "lru": use one of: sticky, round-robin/,
+  );
+});
+
 Deno.test("parseConfigText() reads streamIdleTimeout as a default and per forward", () => {
   const [inherited, own] = parseConfigText(
     "streamIdleTimeout: 10m\nforwards:\n  - {target: svc/a, ports: [1]}\n" +

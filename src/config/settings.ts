@@ -162,7 +162,7 @@ const streamIdleTimeout: SettingRule<"streamIdleTimeoutMs"> = {
   parse: (raw) => {
     let ms: number;
     try {
-      ms = parseDuration(raw);
+      ms = parseDuration(raw as string | number);
     } catch (error) {
       if (!(error instanceof DurationError)) throw error;
       return { problem: error.reason };
