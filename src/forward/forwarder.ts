@@ -4,6 +4,7 @@ import type { ForwardSpec, Transport } from "../config/mod.ts";
 import { formatTarget, listenHosts } from "../config/mod.ts";
 import type { Clock } from "../clock.ts";
 import type { KubeClient } from "../kube/client.ts";
+import { ApiError } from "../kube/errors.ts";
 import type { ClusterHealth } from "../kube/health.ts";
 import type { Pod } from "../kube/types.ts";
 import type { SharedWatches } from "../watch/mod.ts";

@@ -75,12 +75,12 @@ function firstState(proc: Proc, state: string, since: number) {
 }
 
 interface SideBySide {
-  /** kf with the default transport (auto: SPDY, tunnelled in WebSockets). */
+  /** kf with the default transport (auto: one WebSocket v4 per connection). */
   kf: Proc;
   kfLoad: PacedRequests;
-  /** kf --transport websocket (one WebSocket v4 per connection). */
-  v4: Proc;
-  v4Load: PacedRequests;
+  /** kf --transport spdy (a pool of SPDY connections, tunnelled in WebSockets). */
+  spdy: Proc;
+  spdyLoad: PacedRequests;
   kubectl: Proc;
   kubectlLoad: PacedRequests;
   stateDir: string;
@@ -88,42 +88,42 @@ interface SideBySide {
 
 /** kf forward (both transports) and kubectl port-forward on svc/echo, each under its own 10/s load. */
 async function sideBySide(kubeconfig = cluster.kubeconfig): Promise<SideBySide> {
-  const [kfPort, v4Port, kubectlPort] = [freePort(), freePort(), freePort()];
+  const [kfPort, spdyPort, kubectlPort] = [freePort(), freePort(), freePort()];
   const stateDir = tempStateDir();
   const env = { KUBECONFIG: kubeconfig, KF_STATE_DIR: stateDir };
   const kfProc = startKf(["forward", "svc/echo", `${kfPort}:80`], env);
-  const v4Proc = startKf(
-    ["forward", "svc/echo", `${v4Port}:80`, "--transport", "websocket", "--name", "v4"],
+  const spdyProc = startKf(
+    ["forward", "svc/echo", `${spdyPort}:80`, "--transport", "spdy", "--name", "spdy"],
     env,
   );
   const kubectlProc = new Proc("kubectl", ["port-forward", "svc/echo", `${kubectlPort}:80`], env);
   await kfProc.waitFor(/ready pod=/);
-  await v4Proc.waitFor(/ready pod=/);
+  await spdyProc.waitFor(/ready pod=/);
   await kubectlProc.waitFor(/Forwarding from/);
   const kfLoad = new PacedRequests(kfPort);
-  const v4Load = new PacedRequests(v4Port);
+  const spdyLoad = new PacedRequests(spdyPort);
   const kubectlLoad = new PacedRequests(kubectlPort);
   await until(() => kfLoad.results.length >= 10, 10_000, "first requests");
-  return { kf: kfProc, kfLoad, v4: v4Proc, v4Load, kubectl: kubectlProc, kubectlLoad, stateDir };
+  return { kf: kfProc, kfLoad, spdy: spdyProc, spdyLoad, kubectl: kubectlProc, kubectlLoad, stateDir };
 }
 
 async function finish(run: SideBySide, label: string): Promise<void> {
-  await Promise.all([run.kfLoad.stop(), run.v4Load.stop(), run.kubectlLoad.stop()]);
+  await Promise.all([run.kfLoad.stop(), run.spdyLoad.stop(), run.kubectlLoad.stop()]);
   const exited = await Promise.race([
     run.kubectl.exited.then((s) => `exited ${s.code}`),
     sleep(10).then(() => "running"),
   ]);
   const count = (load: PacedRequests) => `${load.results.length} requests, ${load.failures.length} failed`;
   console.log(
-    `${label}: kf ${count(run.kfLoad)}; kf --transport websocket ${count(run.v4Load)}; ` +
+    `${label}: kf ${count(run.kfLoad)}; kf --transport spdy ${count(run.spdyLoad)}; ` +
       `kubectl ${count(run.kubectlLoad)} (${exited})`,
   );
-  for (const [load, proc] of [[run.kfLoad, run.kf], [run.v4Load, run.v4]] as const) {
+  for (const [load, proc] of [[run.kfLoad, run.kf], [run.spdyLoad, run.spdy]] as const) {
     if (load.failures.length === 0) continue;
     console.log(load.failures.slice(0, 5));
     console.log(proc.output);
   }
-  await Promise.all([run.kf.stop(), run.v4.stop(), run.kubectl.stop()]);
+  await Promise.all([run.kf.stop(), run.spdy.stop(), run.kubectl.stop()]);
 }
 
 /**
@@ -283,7 +283,7 @@ Deno.test("kube-apiserver killed for 10 s: kf fails no request, says degraded th
     await finish(run, "apiserver killed 10 s");
   }
   assert.deepEqual(run.kfLoad.failures, [], "kf must not fail a request while the API server restarts");
-  assert.deepEqual(run.v4Load.failures, [], "nor with --transport websocket");
+  assert.deepEqual(run.spdyLoad.failures, [], "nor with --transport spdy");
 });
 
 Deno.test("etcd killed for 10 s: kf fails no request", async () => {
@@ -317,7 +317,7 @@ Deno.test("etcd killed for 10 s: kf fails no request", async () => {
     await finish(run, "etcd killed 10 s");
   }
   assert.deepEqual(run.kfLoad.failures, [], "kf must not fail a request while etcd restarts");
-  assert.deepEqual(run.v4Load.failures, [], "nor with --transport websocket");
+  assert.deepEqual(run.spdyLoad.failures, [], "nor with --transport spdy");
 });
 
 Deno.test("a silently stalled path to the API server for 20 s: kf says degraded, fails no request, recovers", async () => {
@@ -351,7 +351,7 @@ Deno.test("a silently stalled path to the API server for 20 s: kf says degraded,
     Deno.removeSync(kubeconfig);
   }
   assert.deepEqual(run.kfLoad.failures, [], "kf must not fail a request while the path is silent");
-  assert.deepEqual(run.v4Load.failures, [], "nor with --transport websocket");
+  assert.deepEqual(run.spdyLoad.failures, [], "nor with --transport spdy");
 });
 
 Deno.test("kf stopped for 60 s (SIGSTOP) serves again within 3 s of SIGCONT", async () => {
