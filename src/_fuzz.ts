@@ -353,7 +353,9 @@ function envNumber(name: string): number | undefined {
 /**
  * Runs `targets[target]` from `module` (a URL to a module exporting `targets`) in a Worker, for a fixed
  * number of iterations from a fixed seed, and throws on the first violated property, untyped error, or
- * when the run does not finish within its deadline (naming the iteration it was stuck in).
+ * when the run does not finish within its deadline (naming the iteration it was stuck in). Note: Deno's
+ * Worker.terminate() cannot stop a worker stuck in synchronous code, so a real hang keeps a core busy until the
+ * test process ends; the run has failed by then anyway.
  */
 export async function runFuzz(module: URL, target: string, options: FuzzOptions = {}): Promise<FuzzReport> {
   const seed = options.seed ?? envNumber("KF_FUZZ_SEED") ?? hash32(target);

@@ -328,6 +328,39 @@ export async function readyPods(selector = "app=echo", namespace = "default"): P
   ).map((p) => p.metadata.name);
 }
 
+/**
+ * `kubectl delete pods -l SELECTOR --force --grace-period=0`, then waits until at least two Ready pods exist
+ * and none of them existed before. Resolves with the pods that were Ready before the deletion.
+ */
+export async function forceDeletePods(
+  selector = "app=echo",
+  options: { namespace?: string; what?: string } = {},
+): Promise<Set<string>> {
+  const namespace = options.namespace ?? "default";
+  const before = new Set(await readyPods(selector, namespace));
+  const out = await kubectl([
+    "delete",
+    "pods",
+    "-n",
+    namespace,
+    "-l",
+    selector,
+    "--force",
+    "--grace-period=0",
+    "--wait=false",
+  ]);
+  if (out.code !== 0) throw new Error(`kubectl delete pods -l ${selector} failed: ${out.stderr}`);
+  await until(
+    async () => {
+      const now = await readyPods(selector, namespace);
+      return now.length >= 2 && now.every((p) => !before.has(p));
+    },
+    60_000,
+    options.what ?? `replacement pods for ${selector}`,
+  );
+  return before;
+}
+
 /** Restores the demo deployment to 2 ready replicas (tests that scale or restart it call this after). */
 export async function resetEcho(namespace = "default"): Promise<void> {
   await kubectl(["scale", "-n", namespace, "deploy/echo", "--replicas=2"]);

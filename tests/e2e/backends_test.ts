@@ -10,8 +10,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   cluster,
+  forceDeletePods,
   freePort,
-  kubectl,
   Proc,
   readyPods,
   sleep,
@@ -119,24 +119,7 @@ async function startKubectlForward(target: string, port: number): Promise<{ proc
 }
 
 /** Force-deletes every pod of app and waits for two Ready replacements. */
-async function deleteAllPods(app: string): Promise<void> {
-  const before = new Set(await readyPods(`app=${app}`));
-  const out = await kubectl([
-    "delete",
-    "pods",
-    "-l",
-    `app=${app}`,
-    "--force",
-    "--grace-period=0",
-    "--wait=false",
-  ]);
-  assert.equal(out.code, 0, out.stderr);
-  await until(
-    async () => (await readyPods(`app=${app}`)).filter((p) => !before.has(p)).length >= 2,
-    60_000,
-    `two new ${app} pods`,
-  );
-}
+const deleteAllPods = (app: string) => forceDeletePods(`app=${app}`);
 
 for (const backend of BACKENDS) {
   Deno.test(`${backend.app}: its own client works through kf, and again after every pod is force-deleted`, async () => {

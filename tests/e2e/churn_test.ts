@@ -9,10 +9,9 @@ import type { Pod } from "../../src/kube/types.ts";
 import { isPodReady } from "../../src/forward/picker.ts";
 import {
   cluster,
+  forceDeletePods,
   freePort,
-  kubectl,
   Proc,
-  readyPods,
   RequestLoop,
   resetEcho,
   startKf,
@@ -63,26 +62,8 @@ interface Round {
 async function churn(loop: RequestLoop, count = ROUNDS): Promise<Round[]> {
   const rounds: Round[] = [];
   for (let round = 0; round < count; round++) {
-    const before = new Set(await readyPods());
-    rounds.push({ deletedAt: performance.now(), before });
-    const out = await kubectl([
-      "delete",
-      "pods",
-      "-l",
-      "app=echo",
-      "--force",
-      "--grace-period=0",
-      "--wait=false",
-    ]);
-    assert.equal(out.code, 0, out.stderr);
-    await until(
-      async () => {
-        const now = await readyPods();
-        return now.length >= 2 && now.every((p) => !before.has(p));
-      },
-      60_000,
-      "replacement pods",
-    );
+    const deletedAt = performance.now();
+    rounds.push({ deletedAt, before: await forceDeletePods() });
     // let the loop run on the new pods for a moment before the next round
     const count = loop.results.length;
     await until(() => loop.results.length >= count + 10, 30_000, "requests after the round");

@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import {
   cluster,
+  forceDeletePods,
   freePort,
   httpGet,
   type HttpResult,
@@ -422,25 +423,7 @@ Deno.test("20 rounds of pod churn in a row: kf fails no request", async () => {
     await until(() => loop.results.length >= 10, 10_000, "first requests");
     const served = new Set<string>();
     for (let round = 0; round < 20; round++) {
-      const before = new Set(await readyPods());
-      const out = await kubectl([
-        "delete",
-        "pods",
-        "-l",
-        "app=echo",
-        "--force",
-        "--grace-period=0",
-        "--wait=false",
-      ]);
-      assert.equal(out.code, 0, out.stderr);
-      await until(
-        async () => {
-          const now = await readyPods();
-          return now.length >= 2 && now.every((p) => !before.has(p));
-        },
-        60_000,
-        `replacement pods in round ${round + 1}`,
-      );
+      await forceDeletePods("app=echo", { what: `replacement pods in round ${round + 1}` });
       const count = loop.results.length;
       await until(() => loop.results.length >= count + 5, 30_000, "requests after the round");
     }

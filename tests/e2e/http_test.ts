@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
+  forceDeletePods,
   freePort,
   kubectl,
   Proc,
@@ -69,25 +70,7 @@ async function counter(port: number, key: string): Promise<number> {
 /** 3 rounds of force-deleting every echo pod, then `kubectl rollout restart`, each waited for. */
 async function churnAndRestart(): Promise<void> {
   for (let round = 0; round < 3; round++) {
-    const before = new Set(await readyPods());
-    const out = await kubectl([
-      "delete",
-      "pods",
-      "-l",
-      "app=echo",
-      "--force",
-      "--grace-period=0",
-      "--wait=false",
-    ]);
-    assert.equal(out.code, 0, out.stderr);
-    await until(
-      async () => {
-        const now = await readyPods();
-        return now.length >= 2 && now.every((p) => !before.has(p));
-      },
-      60_000,
-      "replacement pods",
-    );
+    await forceDeletePods();
     await sleep(2_000);
   }
   const restart = await kubectl(["rollout", "restart", "deploy/echo"]);
