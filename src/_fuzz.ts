@@ -12,6 +12,8 @@
  * alone: the failure message names the seed and iteration, and `KF_FUZZ_SEED`/`KF_FUZZ_ONLY` replay it.
  */
 
+import { concatBytes } from "./bytes.ts";
+
 /** One fuzzed function: where its inputs come from and what it must never do. */
 export interface FuzzTarget<T = unknown> {
   /** A new input for one iteration; `rng` is that iteration's own generator. */
@@ -137,17 +139,17 @@ export function mutateBytes(rng: Prng, input: Uint8Array, others: readonly Uint8
         break;
       }
       case 3: // insert random bytes
-        bytes = concat(bytes.subarray(0, at), rng.bytes(1 + rng.int(16)), bytes.subarray(at));
+        bytes = concatBytes([bytes.subarray(0, at), rng.bytes(1 + rng.int(16)), bytes.subarray(at)]);
         break;
       case 4: { // delete a range
         const end = Math.min(bytes.length, at + 1 + rng.int(16));
-        bytes = concat(bytes.subarray(0, at), bytes.subarray(end));
+        bytes = concatBytes([bytes.subarray(0, at), bytes.subarray(end)]);
         break;
       }
       case 5: { // duplicate a range
         const start = rng.int(bytes.length + 1);
         const piece = bytes.slice(start, start + 1 + rng.int(32));
-        bytes = concat(bytes.subarray(0, at), piece, bytes.subarray(at));
+        bytes = concatBytes([bytes.subarray(0, at), piece, bytes.subarray(at)]);
         break;
       }
       case 6: // truncate
@@ -157,7 +159,11 @@ export function mutateBytes(rng: Prng, input: Uint8Array, others: readonly Uint8
         if (others.length === 0) break;
         const other = rng.pick(others);
         const start = rng.int(other.length + 1);
-        bytes = concat(bytes.subarray(0, at), other.subarray(start, start + rng.int(64)), bytes.subarray(at));
+        bytes = concatBytes([
+          bytes.subarray(0, at),
+          other.subarray(start, start + rng.int(64)),
+          bytes.subarray(at),
+        ]);
         break;
       }
       default: // overwrite a range with random bytes
@@ -165,16 +171,6 @@ export function mutateBytes(rng: Prng, input: Uint8Array, others: readonly Uint8
     }
   }
   return bytes;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 // --------------------------------------------------------------------------------------------- text

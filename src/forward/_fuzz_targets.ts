@@ -9,6 +9,7 @@
  */
 
 import assert from "node:assert/strict";
+import { concatBytes } from "../bytes.ts";
 import { type FuzzTarget, mutateBytes, type Prng } from "../_fuzz.ts";
 import { classifyPodError, DATA_CHANNEL, encodeData, PortForwardDecoder } from "./channel_frames.ts";
 import { SpdyProtocolError } from "./spdy/errors.ts";
@@ -84,13 +85,13 @@ export const targets: Record<string, FuzzTarget<unknown>> = {
       const seeds = spdySeeds();
       if (rng.chance(0.05)) return split(rng, rng.bytes(rng.int(64)));
       const frames = Array.from({ length: 1 + rng.int(4) }, () => rng.pick(seeds));
-      let stream: Uint8Array = concat(frames);
+      let stream: Uint8Array = concatBytes(frames);
       if (rng.chance(0.85)) stream = mutateBytes(rng, stream, seeds);
       return split(rng, stream);
     },
     run(input: unknown): void {
       const chunks = input as Uint8Array[];
-      const whole = concat(chunks);
+      const whole = concatBytes(chunks);
       // the same bytes give the same frames however they are chunked, or the same kind of error
       const inChunks = decodeAll(() => {
         const decoder = new FrameDecoder();
@@ -190,16 +191,6 @@ function decodeAll(fn: () => SpdyFrame[]): SpdyFrame[] | Error {
 function normalize(value: SpdyFrame | SpdyFrame[] | Error): unknown {
   if (value instanceof Error) return { error: value.name };
   return JSON.parse(JSON.stringify(value, (_key, v) => v instanceof Uint8Array ? [...v] : v));
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 let cachedHeaderBlocks: Uint8Array[] | undefined;

@@ -324,37 +324,26 @@ export class Forward {
     const acquire = (exclude: ReadonlySet<string>, signal: AbortSignal) =>
       this.#acquire(port, exclude, signal, startedAt);
     const onPodFailed = (pod: string) => port.prewarm.invalidate(pod);
-    const tunnelHooks = {
+    const tunnelOptions = {
+      local: conn,
+      counters: this.#counters,
+      signal: this.#abort.signal,
+      acquire,
+      onPodFailed,
       onPingTimeout: () => this.#deps.health?.suspect("a connection's ping went unanswered"),
       // SPDY keeps its connection busy with pings, which the kubelet's SPDY idle timer counts
       keepAliveMs: this.#transport === "websocket" ? this.#keepAliveMs : undefined,
     };
     let carrier: Tunnel | HttpConnection;
     if (protocol === "tcp") {
-      carrier = new Tunnel({
-        local: conn,
-        counters: this.#counters,
-        signal: this.#abort.signal,
-        acquire,
-        onPodFailed,
-        ...tunnelHooks,
-      });
+      carrier = new Tunnel(tunnelOptions);
     } else {
       // the first upstream opens while the first bytes arrive, so sniffing costs no round trip
       const first = protocol === "auto" ? acquire(new Set(), this.#abort.signal) : undefined;
       first?.catch(() => {});
       const sniffed = first ? await sniffConnection(conn, first) : undefined;
       if (sniffed?.protocol === "tcp") {
-        carrier = new Tunnel({
-          local: conn,
-          counters: this.#counters,
-          signal: this.#abort.signal,
-          acquire,
-          onPodFailed,
-          ...tunnelHooks,
-          first,
-          firstFrame: sniffed.firstFrame,
-        });
+        carrier = new Tunnel({ ...tunnelOptions, first, firstFrame: sniffed.firstFrame });
       } else {
         carrier = new HttpConnection({
           local: conn,

@@ -447,10 +447,12 @@ export function kubeconfigFiles(explicit?: string): string[] {
  * set TCP_NODELAY with one) and verification on. Undefined means: use node:tls (src/kube/conn_socket.ts).
  * KF_WEBSOCKET_TLS=node forces node:tls (for comparisons and as an escape hatch).
  */
+const FORCE_NODE_TLS = Deno.env.get("KF_WEBSOCKET_TLS") === "node";
+
 function nativeTlsOptions(
   tls: https.RequestOptions,
 ): { caCerts?: string[]; headers: Record<string, string> } | undefined {
-  if (Deno.env.get("KF_WEBSOCKET_TLS") === "node") return undefined;
+  if (FORCE_NODE_TLS) return undefined;
   if (tls.cert || tls.key || tls.pfx || tls.rejectUnauthorized === false) return undefined;
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(tls.headers ?? {})) {

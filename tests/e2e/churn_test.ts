@@ -113,11 +113,10 @@ Deno.test("kf forward svc/echo loses no request while all pods are force-deleted
 });
 
 Deno.test("kf sends the first request to a replacement pod < 100 ms (p50) after it turns Ready", async () => {
-  // more rounds than the seed's three, so a slow spell on a busy machine does not decide the median (seen in a
-  // full run: the first rounds right after the bulk-transfer tests took 110-260 ms, the later ones 65 ms)
-  const { loop, handovers } = await kfChurn(11);
+  // more rounds than the seed's three, so one slow round on a busy machine does not decide the median
+  const { loop, handovers } = await kfChurn(7);
   assert.deepEqual(loop.failures, []);
-  assert.ok(handovers.length >= 10, `expected a handover per round, got ${handovers.length}`);
+  assert.ok(handovers.length >= 6, `expected a handover per round, got ${handovers.length}`);
   assert.ok(median(handovers) < 100, `p50 handover ${median(handovers).toFixed(1)} ms must be < 100 ms`);
 });
 
