@@ -152,6 +152,8 @@ export class NativeWebSocket extends EventEmitter {
   readonly #parser = new FrameParser();
   #paused = false;
   #resumed?: PromiseWithResolvers<void>;
+  /** Messages that arrived while nobody listened; reading stops until they are delivered. */
+  #backlog: Uint8Array[] = [];
   #pending: Uint8Array[] = [];
   #pendingBytes = 0;
   #callbacks: ((error?: Error) => void)[] = [];
@@ -228,14 +230,12 @@ export class NativeWebSocket extends EventEmitter {
       }
       ws.protocol = protocol;
       ws.readyState = OPEN;
-      // the kubelet's first messages (each channel's port number) often come with the handshake answer:
-      // read only once someone listens, or they would be lost
-      const startReading = (event: string) => {
-        if (event !== "message") return;
-        ws.off("newListener", startReading);
-        queueMicrotask(() => ws.#readLoop(rest));
-      };
-      ws.on("newListener", startReading);
+      // messages that arrive while nobody listens (the kubelet's port numbers come with the handshake
+      // answer; a socket changes hands between its warm pool and a connection) wait for the next listener
+      ws.on("newListener", (event: string) => {
+        if (event === "message") queueMicrotask(() => ws.#deliverBacklog());
+      });
+      ws.#readLoop(rest);
       return ws;
     } catch (error) {
       onAbort();
@@ -260,6 +260,7 @@ export class NativeWebSocket extends EventEmitter {
 
   resume(): void {
     this.#paused = false;
+    if (this.#backlog.length) return this.#deliverBacklog();
     this.#resumed?.resolve();
     this.#resumed = undefined;
   }
@@ -324,7 +325,7 @@ export class NativeWebSocket extends EventEmitter {
     try {
       if (initial.length) this.#parse(initial);
       while (this.readyState === OPEN || this.readyState === CLOSING) {
-        if (this.#paused) {
+        if (this.#paused || this.#backlog.length) {
           this.#resumed ??= Promise.withResolvers();
           await this.#resumed.promise;
           continue;
@@ -345,7 +346,9 @@ export class NativeWebSocket extends EventEmitter {
       switch (opcode) {
         case OP_BINARY:
         case OP_TEXT:
-          this.emit("message", payload);
+          if (this.#backlog.length || this.listenerCount("message") === 0) {
+            this.#backlog.push(payload.slice());
+          } else this.emit("message", payload);
           break;
         case OP_PING:
           this.#enqueue(OP_PONG, payload.slice());
@@ -396,6 +399,16 @@ export class NativeWebSocket extends EventEmitter {
     return new TextDecoder().decode(length >= 0 ? body.subarray(0, length) : body);
   }
 
+  #deliverBacklog(): void {
+    while (this.#backlog.length && this.listenerCount("message") > 0) {
+      this.emit("message", this.#backlog.shift()!);
+    }
+    if (!this.#backlog.length && !this.#paused) {
+      this.#resumed?.resolve();
+      this.#resumed = undefined;
+    }
+  }
+
   #closeConn(): void {
     this.#reader.cancel().catch(() => {});
     try {
@@ -416,6 +429,8 @@ export class NativeWebSocket extends EventEmitter {
     if (this.readyState === CLOSED) return;
     this.readyState = CLOSED;
     this.resume();
+    this.#resumed?.resolve();
+    this.#resumed = undefined;
     this.emit("close");
   }
 }
