@@ -1,55 +1,65 @@
-/** Finds dead upstreams (laptop sleep, VPN switch, dropped NAT) by WebSocket ping instead of waiting hours for TCP. */
+/**
+ * Finds dead pod streams (laptop sleep, VPN switch, dropped NAT) by a ping through the transport instead of
+ * waiting hours for TCP, and keeps quiet streams alive for the idle timers on the way. Policy only: how to
+ * ping and what keep-alive traffic is are the transport's business (src/transport).
+ */
 
-import type WebSocket from "ws";
+import type { Clock } from "../clock.ts";
+import { PathTimeoutError, type PodStream } from "../transport/mod.ts";
 
 export interface LivenessOptions {
-  /** Ping after this long without any message from the pod side. */
+  clock: Clock;
+  /** Ping after this long without anything heard from the far end. */
   idleMs: number;
-  /** No pong (or any message) within this time after a ping: the socket is dead. */
+  /** No answer within this time after a ping: the stream is dead and is reset. */
   timeoutMs: number;
-  /** Called when a ping went unanswered (before the socket is terminated): the path may be down. */
+  /** Called when a ping went unanswered (before the reset): the path may be down. */
   onTimeout?: () => void;
   /**
    * Traffic that idle timers on the way count (the kubelet's streaming idle timeout, load balancers): sent
-   * when nothing went out for `everyMs`. WebSocket pings do not do it: the API server answers them itself.
+   * when nothing went out for `everyMs`. Pings do not do it: the API server answers them itself.
    */
-  quiet?: { everyMs: number; lastSentAt: () => number; send: () => void };
+  quiet?: { everyMs: number; lastSentAt: () => number };
 }
 
-/** Pings ws while it is quiet and terminates it when nothing answers; returns the stop function. */
-export function keepAlive(ws: WebSocket, options: LivenessOptions): () => void {
-  let lastHeard = Date.now();
-  let pingSentAt: number | undefined;
-  const heard = () => {
-    lastHeard = Date.now();
-    pingSentAt = undefined;
-  };
-  ws.on("message", heard);
-  ws.on("pong", heard);
-  const { quiet } = options;
+/** Watches the stream until it closes or the returned stop function runs. */
+export function watchLiveness(stream: PodStream, options: LivenessOptions): () => void {
+  const { clock, quiet } = options;
+  const stop = new AbortController();
   const tick = Math.max(100, Math.min(options.idleMs, options.timeoutMs, quiet?.everyMs ?? Infinity) / 2);
-  const timer = setInterval(() => {
-    const now = Date.now();
-    if (quiet && ws.readyState === 1 && now - quiet.lastSentAt() >= quiet.everyMs) quiet.send();
-    if (pingSentAt !== undefined) {
-      if (now - pingSentAt > options.timeoutMs) {
-        options.onTimeout?.();
-        ws.terminate();
-      }
-      return;
+  let keptAliveAt = -Infinity;
+  const answered = async (): Promise<boolean> => {
+    const wait = new AbortController();
+    const onStop = () => wait.abort();
+    stop.signal.addEventListener("abort", onStop, { once: true });
+    try {
+      return await Promise.race([
+        stream.ping().then(() => true, () => true),
+        clock.sleep(options.timeoutMs, wait.signal).then(() => false),
+      ]);
+    } finally {
+      wait.abort();
+      stop.signal.removeEventListener("abort", onStop);
     }
-    if (now - lastHeard >= options.idleMs && ws.readyState === 1) {
-      pingSentAt = now;
-      ws.ping();
-    }
-  }, tick);
-  const stop = () => {
-    clearInterval(timer);
-    ws.off("message", heard);
-    ws.off("pong", heard);
   };
-  ws.once("close", stop);
-  return stop;
+  (async () => {
+    while (stream.open) {
+      await clock.sleep(tick, stop.signal);
+      const now = clock.now();
+      if (quiet && stream.keepAlive && now - Math.max(quiet.lastSentAt(), keptAliveAt) >= quiet.everyMs) {
+        keptAliveAt = now;
+        stream.keepAlive();
+      }
+      if (now - stream.lastHeardAt < options.idleMs) continue;
+      if (!(await answered()) && stream.open && !stop.signal.aborted) {
+        options.onTimeout?.();
+        stream.reset(new PathTimeoutError(stream.pod, options.timeoutMs));
+        return;
+      }
+    }
+  })().catch(() => {}); // stopped
+  stream.closed.then(() => stop.abort());
+  return () => stop.abort();
 }
 
 /** The interval of keep-alive traffic for a path that cuts connections idle for idleLimitMs: a third of it. */
@@ -60,6 +70,8 @@ export function keepAliveInterval(idleLimitMs: number): number {
 /**
  * Calls onWake when the machine was suspended: the wall clock jumped ahead of the interval timer.
  * After a sleep every watch stream and upstream socket is likely dead, so they are renewed at once.
+ * The one place in src/forward that reads the wall clock and a bare interval on purpose: a monotonic clock
+ * (the injected Clock) stands still during a suspend, so only the wall clock shows one.
  */
 export function onResume(
   onWake: () => void,
