@@ -22,6 +22,8 @@ export class SpdyPodStream implements PodStream {
   readonly #settle: (error: Error | undefined) => void;
   readonly #onDone?: (clean: boolean) => void;
   #receiver?: PodReceiver;
+  /** A chunk read while nobody received (at most one: reading stops without a receiver). */
+  readonly #held: Uint8Array[] = [];
   #paused = false;
   #reading = false;
   #over = false;
@@ -56,6 +58,7 @@ export class SpdyPodStream implements PodStream {
 
   receive(receiver: PodReceiver | undefined): void {
     this.#receiver = receiver;
+    while (receiver && this.#held.length > 0 && this.#receiver === receiver) receiver(this.#held.shift()!);
     this.#pump();
   }
 
@@ -108,7 +111,10 @@ export class SpdyPodStream implements PodStream {
           return;
         }
         this.lastHeardAt = this.#clock.now();
-        this.#receiver?.(value);
+        // the receiver may have let go while the read ran: its next owner gets the chunk
+        const receiver = this.#receiver as PodReceiver | undefined;
+        if (receiver) receiver(value);
+        else this.#held.push(value);
       }
     } catch (error) {
       this.#end(false, error as Error);
