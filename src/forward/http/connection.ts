@@ -343,6 +343,8 @@ export class HttpConnection {
       const link = await this.#linkFor(exchange, index === 0);
       if (this.#finished) return;
       if (!link) continue; // the exchange failed (no pod); answered in turn
+      // the stream may have ended while #linkFor returned: look again rather than send into nothing
+      if (!this.#usable(link)) continue;
       if (!exchange.kept) {
         // it cannot be sent again (too large, and its start is gone): only possible after a failure
         exchange.state = "failed";
@@ -364,21 +366,30 @@ export class HttpConnection {
   /** The upstream for this request: the current one, a parked one to the chosen pod, or a new one. */
   async #linkFor(exchange: Exchange, idle: boolean): Promise<Link | undefined> {
     const current = this.#link;
-    if (current && !current.closed) {
+    if (current && this.#usable(current)) {
       if (!idle || current.framer.pending > 0) return current;
       const want = this.#options.choose(this.#exclude);
       if (want === current.pod) return current;
       this.#park(current);
       const parked = want ? this.#parked.get(want) : undefined;
-      if (parked && !parked.closed) return this.#use(parked);
+      if (parked && this.#usable(parked)) return this.#use(parked);
       return await this.#open(exchange, want);
     }
     if (idle && this.#parked.size > 0) {
       const want = this.#options.choose(this.#exclude);
       const parked = want ? this.#parked.get(want) : undefined;
-      if (parked && !parked.closed) return this.#use(parked);
+      if (parked && this.#usable(parked)) return this.#use(parked);
     }
     return await this.#open(exchange, undefined);
+  }
+
+  /**
+   * The link can take a request now. A stream that ended is closed here at once: its `closed` promise tells
+   * the link a microtask later, and a request sent in between would wait for an answer that never comes.
+   */
+  #usable(link: Link): boolean {
+    if (!link.closed && !link.stream.open) this.#onLinkClosed(link);
+    return !link.closed;
   }
 
   #use(link: Link): Link {
