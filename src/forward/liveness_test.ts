@@ -53,8 +53,7 @@ Deno.test("watchLiveness() sends keep-alive traffic while nothing else goes out,
   });
   await clock.sleep(400);
   const idleSends = stream.keepAlives;
-  // checked every 100 ms at the finest: one per check once 60 ms passed
-  assert.ok(idleSends >= 3 && idleSends <= 4, `sent ${idleSends} keep-alives in 400 ms at 60 ms`);
+  assert.ok(idleSends >= 5 && idleSends <= 7, `sent ${idleSends} keep-alives in 400 ms at 60 ms`);
   // uploads flowing: no keep-alive needed
   for (let i = 0; i < 10; i++) {
     lastSentAt = clock.now();
