@@ -7,7 +7,7 @@
  */
 
 import { ApiError, ApiUnreachableError } from "../kube/errors.ts";
-import { SpdyConnectionClosedError } from "./spdy/errors.ts";
+import { SpdyConnectionClosedError } from "../transport/mod.ts";
 
 export type DialFailure =
   /** The pod is gone (404) or stopped being ready during the dial: pick another pod now. */

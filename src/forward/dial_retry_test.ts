@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ApiError, ApiUnreachableError, KubeconfigError } from "../kube/errors.ts";
 import { classifyDialFailure } from "./dial_retry.ts";
-import { SpdyConnectionClosedError } from "./spdy/errors.ts";
+import { SpdyConnectionClosedError } from "../transport/mod.ts";
 
 const SERVER = "https://127.0.0.1:6443";
 

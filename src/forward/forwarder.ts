@@ -14,8 +14,8 @@ import { choosePod, choosePodRoundRobin, type Endpoint, endpointFor, isPodReady 
 import type { ForwardState, ForwardStatus, WireTransport } from "./status.ts";
 import { TargetWatch } from "./target_watch.ts";
 import { Tunnel, type TunnelCounters } from "./tunnel.ts";
-import { autoOpener, type OpenUpstream, portForwardOpener, Prewarm, type Upstream } from "./upstream.ts";
-import { spdyOpener } from "./spdy/pool.ts";
+import { Prewarm, type Upstream } from "./prewarm.ts";
+import { fallbackDialer, type PodDialer, spdyDialer, webSocketDialer } from "../transport/mod.ts";
 import { HttpConnection, type RequestLogEntry } from "./http/connection.ts";
 import { sniffConnection } from "./http/sniff.ts";
 import { Backoff } from "../watch/backoff.ts";
@@ -28,8 +28,8 @@ export interface ForwardDeps {
   client: KubeClient;
   watches: SharedWatches;
   clock: Clock;
-  /** Opens upstream sockets; tests and benchmarks may wrap it. @default portForwardOpener */
-  open?: OpenUpstream;
+  /** Opens pod streams; tests and benchmarks may replace it. @default per the spec's transport */
+  open?: PodDialer;
   /**
    * The cluster's shared reachability (one per client, owned by the session): dials report to it, and the
    * forward shows `degraded` while it says the API server cannot be reached.
@@ -62,7 +62,7 @@ export class Forward {
   readonly spec: ForwardSpec;
   readonly namespace: string;
   readonly #deps: ForwardDeps;
-  readonly #open: OpenUpstream;
+  readonly #open: PodDialer;
   readonly #target: TargetWatch;
   readonly #abort = new AbortController();
   readonly #listeners = new Set<(event: ForwardEvent) => void>();
@@ -70,6 +70,8 @@ export class Forward {
   readonly #tunnels = new Set<Tunnel | HttpConnection>();
   readonly #counters: TunnelCounters = { bytesIn: 0, bytesOut: 0 };
   readonly #accepting: Promise<void>[] = [];
+  /** Set while stop() waits for open connections to finish. */
+  #drained?: PromiseWithResolvers<void>;
   #state: ForwardState = "starting";
   #transport: WireTransport = "spdy-websocket";
   #pod?: string;
@@ -106,14 +108,14 @@ export class Forward {
    * -> the legacy SPDY upgrade (the tunnel refused: an older server, a proxy, RBAC without `get`) -> one
    * WebSocket v4 per connection (SPDY refused altogether); each step is taken once and for good.
    */
-  #opener(transport: Transport): OpenUpstream {
-    const websocket = this.#observed(portForwardOpener(this.#deps.client, this.namespace));
+  #opener(transport: Transport): PodDialer {
+    const websocket = this.#observed(webSocketDialer(this.#deps.client, this.namespace, this.#deps.clock));
     if (transport === "websocket") {
       this.#transport = "websocket";
       return websocket;
     }
     this.#transport = "spdy-websocket";
-    const spdy = spdyOpener(this.#deps.client, this.namespace, {
+    const spdy = spdyDialer(this.#deps.client, this.namespace, {
       signal: this.#abort.signal,
       clock: this.#deps.clock,
       keepAliveMs: this.#keepAliveMs,
@@ -130,7 +132,7 @@ export class Forward {
     // to a ready replacement at once"; the pool is `--transport spdy` (4x the new-connection rate). RBAC that
     // refuses the WebSocket (a Role with only `create`, written for kubectl) moves to the SPDY pool for good.
     this.#transport = "websocket";
-    return autoOpener(
+    return fallbackDialer(
       websocket,
       () => spdy,
       (error) => error instanceof ApiError && error.status === 403,
@@ -145,7 +147,7 @@ export class Forward {
   }
 
   /** An opener whose every call is a dial through the API server (a WebSocket upgrade each), observed. */
-  #observed(open: OpenUpstream): OpenUpstream {
+  #observed(open: PodDialer): PodDialer {
     return (endpoint, signal) => {
       const opening = open(endpoint, signal);
       this.#observeDial(endpoint.pod, opening, signal);
@@ -229,10 +231,14 @@ export class Forward {
     }
     await Promise.allSettled(this.#accepting);
     if (this.#tunnels.size > 0) {
-      const drained = Promise.withResolvers<void>();
-      const check = setInterval(() => this.#tunnels.size === 0 && drained.resolve(), 20);
-      await Promise.race([drained.promise, this.#deps.clock.sleep(graceMs)]);
-      clearInterval(check);
+      // the last connection to end wakes the wait (see #serve), no polling
+      this.#drained = Promise.withResolvers<void>();
+      const grace = new AbortController();
+      await Promise.race([
+        this.#drained.promise,
+        this.#deps.clock.sleep(graceMs, grace.signal).catch(() => {}),
+      ]);
+      grace.abort();
     }
     this.#abort.abort(new Error("forward stopped"));
     if (this.#state !== "failed") this.#setState("stopped");
@@ -328,6 +334,7 @@ export class Forward {
       local: conn,
       counters: this.#counters,
       signal: this.#abort.signal,
+      clock: this.#deps.clock,
       acquire,
       onPodFailed,
       onPingTimeout: () => this.#deps.health?.suspect("a connection's ping went unanswered"),
@@ -343,12 +350,13 @@ export class Forward {
       first?.catch(() => {});
       const sniffed = first ? await sniffConnection(conn, first) : undefined;
       if (sniffed?.protocol === "tcp") {
-        carrier = new Tunnel({ ...tunnelOptions, first, firstFrame: sniffed.firstFrame });
+        carrier = new Tunnel({ ...tunnelOptions, first, firstChunk: sniffed.firstChunk });
       } else {
         carrier = new HttpConnection({
           local: conn,
           counters: this.#counters,
           signal: this.#abort.signal,
+          clock: this.#deps.clock,
           initial: sniffed?.bytes,
           first,
           // each request waits for a pod from its own start, not from the connection's
@@ -364,6 +372,7 @@ export class Forward {
     this.#changed();
     const result = await carrier.run();
     this.#tunnels.delete(carrier);
+    if (this.#tunnels.size === 0) this.#drained?.resolve();
     if (result.error) this.#connectionError(result.error, result.pod);
     this.#changed();
   }
@@ -415,7 +424,7 @@ export class Forward {
         if (dial.signal.aborted) throw dial.signal.reason;
         const release = await this.#dialSlots.take(dial.signal);
         try {
-          return { ws: await this.#open(endpoint, dial.signal), endpoint, early: [] };
+          return { stream: await this.#open(endpoint, dial.signal), endpoint, early: [] };
         } finally {
           release();
         }
@@ -505,12 +514,11 @@ export class Forward {
     const endpoint = first ? this.#endpointNow(first.remote, new Set()) : undefined;
     this.#pod = endpoint?.pod;
     // after the connections waiting for a pod have had their turn: opening sockets costs CPU they need now
-    setTimeout(() => {
-      if (this.#abort.signal.aborted) return;
+    this.#deps.clock.sleep(0, this.#abort.signal).then(() => {
       for (const port of this.#ports) {
         port.prewarm.setEndpoint(port === first ? endpoint : this.#endpointNow(port.remote, new Set()));
       }
-    }, 0);
+    }, () => {});
     const present = new Set(this.#target.pods().map((p) => p.metadata.name));
     if (this.#target.podStore?.synced) {
       // a deleted pod's connections are dead: close them now instead of waiting for TCP to notice

@@ -1,56 +1,80 @@
-/** Finds dead upstreams (laptop sleep, VPN switch, dropped NAT) by WebSocket ping instead of waiting hours for TCP. */
+/**
+ * Finds dead pod streams (laptop sleep, VPN switch, dropped NAT) by a ping through the transport instead of
+ * waiting hours for TCP, and keeps quiet streams alive for the idle timers on the way. Policy only: how to
+ * ping and what keep-alive traffic is are the transport's business (src/transport).
+ */
 
-import type WebSocket from "ws";
+import type { Clock } from "../clock.ts";
+import { PathTimeoutError, type PodStream } from "../transport/mod.ts";
 
 export interface LivenessOptions {
-  /** Ping after this long without any message from the pod side. */
+  clock: Clock;
+  /** Ping after this long without anything heard from the far end. */
   idleMs: number;
-  /** No pong (or any message) within this time after a ping: the socket is dead. */
+  /** No answer within this time after a ping: the stream is dead and is reset. */
   timeoutMs: number;
-  /** Called when a ping went unanswered (before the socket is terminated): the path may be down. */
+  /** Called when a ping went unanswered (before the reset): the path may be down. */
   onTimeout?: () => void;
   /**
    * Traffic that idle timers on the way count (the kubelet's streaming idle timeout, load balancers): sent
-   * when nothing went out for `everyMs`. WebSocket pings do not do it: the API server answers them itself.
+   * when nothing went out for `everyMs`. Pings do not do it: the API server answers them itself.
    */
-  quiet?: { everyMs: number; lastSentAt: () => number; send: () => void };
+  quiet?: { everyMs: number; lastSentAt: () => number };
 }
 
-/** Pings ws while it is quiet and terminates it when nothing answers; returns the stop function. */
-export function keepAlive(ws: WebSocket, options: LivenessOptions): () => void {
-  let lastHeard = Date.now();
-  let pingSentAt: number | undefined;
-  const heard = () => {
-    lastHeard = Date.now();
-    pingSentAt = undefined;
+/**
+ * Watches the stream until it closes or the returned stop function runs. It sleeps until the next thing is
+ * due (a ping after idleMs of silence, keep-alive traffic after everyMs without uploads) instead of ticking:
+ * an idle forward holds hundreds of these.
+ */
+export function watchLiveness(stream: PodStream, options: LivenessOptions): () => void {
+  const { clock, quiet } = options;
+  const stop = new AbortController();
+  let keptAliveAt = -Infinity;
+  const answered = async (): Promise<boolean> => {
+    const wait = new AbortController();
+    const onStop = () => wait.abort();
+    stop.signal.addEventListener("abort", onStop, { once: true });
+    try {
+      return await Promise.race([
+        stream.ping().then(() => true, () => false),
+        clock.sleep(options.timeoutMs, wait.signal).then(() => false),
+      ]);
+    } finally {
+      wait.abort();
+      stop.signal.removeEventListener("abort", onStop);
+    }
   };
-  ws.on("message", heard);
-  ws.on("pong", heard);
-  const { quiet } = options;
-  const tick = Math.max(100, Math.min(options.idleMs, options.timeoutMs, quiet?.everyMs ?? Infinity) / 2);
-  const timer = setInterval(() => {
-    const now = Date.now();
-    if (quiet && ws.readyState === 1 && now - quiet.lastSentAt() >= quiet.everyMs) quiet.send();
-    if (pingSentAt !== undefined) {
-      if (now - pingSentAt > options.timeoutMs) {
-        options.onTimeout?.();
-        ws.terminate();
+  (async () => {
+    while (stream.open) {
+      const now = clock.now();
+      let keepAliveDue = Infinity;
+      if (quiet && stream.keepAlive) {
+        keepAliveDue = Math.max(quiet.lastSentAt(), keptAliveAt) + quiet.everyMs;
+        if (now >= keepAliveDue) {
+          keptAliveAt = now;
+          stream.keepAlive();
+          keepAliveDue = now + quiet.everyMs;
+        }
       }
-      return;
+      const pingDue = stream.lastHeardAt + options.idleMs;
+      if (now >= pingDue) {
+        if (!(await answered()) && stream.open && !stop.signal.aborted) {
+          options.onTimeout?.();
+          stream.reset(new PathTimeoutError(stream.pod, options.timeoutMs));
+          return;
+        }
+        continue;
+      }
+      await clock.sleep(Math.max(MIN_SLEEP_MS, Math.min(pingDue, keepAliveDue) - now), stop.signal);
     }
-    if (now - lastHeard >= options.idleMs && ws.readyState === 1) {
-      pingSentAt = now;
-      ws.ping();
-    }
-  }, tick);
-  const stop = () => {
-    clearInterval(timer);
-    ws.off("message", heard);
-    ws.off("pong", heard);
-  };
-  ws.once("close", stop);
-  return stop;
+  })().catch(() => {}); // stopped
+  stream.closed.then(() => stop.abort());
+  return () => stop.abort();
 }
+
+/** Shortest sleep between two looks, so a clock that stands still cannot make the loop spin. */
+const MIN_SLEEP_MS = 10;
 
 /** The interval of keep-alive traffic for a path that cuts connections idle for idleLimitMs: a third of it. */
 export function keepAliveInterval(idleLimitMs: number): number {
@@ -60,6 +84,8 @@ export function keepAliveInterval(idleLimitMs: number): number {
 /**
  * Calls onWake when the machine was suspended: the wall clock jumped ahead of the interval timer.
  * After a sleep every watch stream and upstream socket is likely dead, so they are renewed at once.
+ * The one place in src/forward that reads the wall clock and a bare interval on purpose: a monotonic clock
+ * (the injected Clock) stands still during a suspend, so only the wall clock shows one.
  */
 export function onResume(
   onWake: () => void,

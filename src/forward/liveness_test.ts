@@ -1,91 +1,80 @@
 import assert from "node:assert/strict";
-import { EventEmitter } from "node:events";
-import type WebSocket from "ws";
-import { keepAlive } from "./liveness.ts";
+import { FakeClock } from "../watch/_testing.ts";
+import { MemoryPodStream } from "../transport/_testing.ts";
+import { PathTimeoutError } from "../transport/mod.ts";
+import { keepAliveInterval, watchLiveness } from "./liveness.ts";
 
-/** Just enough of a ws.WebSocket: events, ping, terminate. */
-class FakeSocket extends EventEmitter {
-  readyState = 1;
-  pings = 0;
-  terminated = false;
-  answerPings = true;
-  ping() {
-    this.pings++;
-    if (this.answerPings) setTimeout(() => this.emit("pong"), 5);
-  }
-  terminate() {
-    this.terminated = true;
-    this.readyState = 3;
-    this.emit("close");
-  }
+function setup(answerPings = true) {
+  const clock = new FakeClock();
+  const stream = new MemoryPodStream("pod-1", { clock });
+  stream.answerPings = answerPings;
+  return { clock, stream };
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-Deno.test("keepAlive() pings a quiet socket and keeps it while pongs come back", async () => {
-  const ws = new FakeSocket();
-  const stop = keepAlive(ws as unknown as WebSocket, { idleMs: 40, timeoutMs: 60 });
-  await sleep(300);
+Deno.test("watchLiveness() pings a quiet stream and keeps it while pings are answered", async () => {
+  const { clock, stream } = setup();
+  const stop = watchLiveness(stream, { clock, idleMs: 40, timeoutMs: 60 });
+  await clock.sleep(300);
   stop();
-  assert.ok(ws.pings >= 2, `pinged ${ws.pings} times`);
-  assert.equal(ws.terminated, false);
+  assert.ok(stream.pings >= 2, `pinged ${stream.pings} times`);
+  assert.equal(stream.open, true);
 });
 
-Deno.test("keepAlive() terminates a socket whose ping is never answered", async () => {
-  const ws = new FakeSocket();
-  ws.answerPings = false;
-  keepAlive(ws as unknown as WebSocket, { idleMs: 40, timeoutMs: 60 });
-  await sleep(300);
-  assert.equal(ws.terminated, true);
-  assert.equal(ws.pings, 1);
+Deno.test("watchLiveness() resets a stream whose ping is never answered, reporting it first", async () => {
+  const { clock, stream } = setup(false);
+  let timeouts = 0;
+  watchLiveness(stream, { clock, idleMs: 40, timeoutMs: 60, onTimeout: () => timeouts++ });
+  const closed = await stream.closed;
+  assert.ok(closed instanceof PathTimeoutError, String(closed));
+  assert.equal(timeouts, 1);
+  assert.equal(stream.pings, 1);
+  assert.ok(clock.now() >= 100 && clock.now() < 200, `reset at ${clock.now()} ms`);
 });
 
-Deno.test("keepAlive() does not ping while data flows", async () => {
-  const ws = new FakeSocket();
-  const stop = keepAlive(ws as unknown as WebSocket, { idleMs: 80, timeoutMs: 60 });
+Deno.test("watchLiveness() does not ping while bytes arrive", async () => {
+  const { clock, stream } = setup();
+  const stop = watchLiveness(stream, { clock, idleMs: 80, timeoutMs: 60 });
   for (let i = 0; i < 10; i++) {
-    ws.emit("message", new Uint8Array([0]));
-    await sleep(20);
+    stream.podSends("x");
+    await clock.sleep(20);
   }
   stop();
-  assert.equal(ws.pings, 0);
+  assert.equal(stream.pings, 0);
 });
 
-Deno.test("keepAlive() sends keep-alive traffic while nothing else goes out, and not while it does", async () => {
-  const ws = new FakeSocket();
-  let lastSentAt = Date.now();
-  let sent = 0;
-  const stop = keepAlive(ws as unknown as WebSocket, {
+Deno.test("watchLiveness() sends keep-alive traffic while nothing else goes out, and not while it does", async () => {
+  const { clock, stream } = setup();
+  let lastSentAt = clock.now();
+  const stop = watchLiveness(stream, {
+    clock,
     idleMs: 10_000,
     timeoutMs: 10_000,
-    quiet: {
-      everyMs: 60,
-      lastSentAt: () => lastSentAt,
-      send: () => {
-        sent++;
-        lastSentAt = Date.now();
-      },
-    },
+    quiet: { everyMs: 60, lastSentAt: () => lastSentAt },
   });
-  await sleep(400);
-  const idleSends = sent;
-  assert.ok(idleSends >= 3, `sent ${idleSends} keep-alives in 400 ms at 60 ms`);
+  await clock.sleep(400);
+  const idleSends = stream.keepAlives;
+  assert.ok(idleSends >= 5 && idleSends <= 7, `sent ${idleSends} keep-alives in 400 ms at 60 ms`);
   // uploads flowing: no keep-alive needed
   for (let i = 0; i < 10; i++) {
-    lastSentAt = Date.now();
-    await sleep(20);
+    lastSentAt = clock.now();
+    await clock.sleep(20);
   }
   stop();
-  assert.equal(sent, idleSends);
-  assert.equal(ws.pings, 0, "keep-alive traffic is not a ping");
+  assert.equal(stream.keepAlives, idleSends);
+  assert.equal(stream.pings, 0, "keep-alive traffic is not a ping");
 });
 
-Deno.test("keepAlive() reports an unanswered ping before terminating", async () => {
-  const ws = new FakeSocket();
-  ws.answerPings = false;
+Deno.test("watchLiveness() stops by itself when the stream closes", async () => {
+  const { clock, stream } = setup(false);
   let timeouts = 0;
-  keepAlive(ws as unknown as WebSocket, { idleMs: 40, timeoutMs: 60, onTimeout: () => timeouts++ });
-  await sleep(300);
-  assert.equal(timeouts, 1);
-  assert.equal(ws.terminated, true);
+  watchLiveness(stream, { clock, idleMs: 40, timeoutMs: 60, onTimeout: () => timeouts++ });
+  stream.podCloses();
+  await clock.sleep(1_000);
+  assert.equal(stream.pings, 0);
+  assert.equal(timeouts, 0);
+});
+
+Deno.test("keepAliveInterval() is a third of the idle limit, at least a second", () => {
+  assert.equal(keepAliveInterval(300_000), 100_000);
+  assert.equal(keepAliveInterval(1_500), 1_000);
 });

@@ -10,7 +10,7 @@ import { KfError } from "../errors.ts";
 import type { SharedWatches } from "../watch/mod.ts";
 import { Forward, type ForwardEvent } from "./forwarder.ts";
 import type { ForwardStatus } from "./status.ts";
-import type { OpenUpstream } from "./upstream.ts";
+import type { PodDialer } from "../transport/mod.ts";
 import { onResume } from "./liveness.ts";
 import { ClusterHealth, readyzProbe } from "../kube/health.ts";
 import { DEFAULT_NETWORK_SETTLE_MS, NetworkSettle, watchNetworkChanges } from "./network_settle.ts";
@@ -20,7 +20,7 @@ export interface SessionDeps {
   watches: SharedWatches;
   clock: Clock;
   /** Wraps upstream opening (benchmarks, tests). */
-  open?: (client: KubeClient, namespace: string) => OpenUpstream | undefined;
+  open?: (client: KubeClient, namespace: string) => PodDialer | undefined;
   /** After a network change or wake, how long the path must be stable before reconnecting. @default 2000 */
   networkSettleMs?: number;
 }
@@ -33,6 +33,8 @@ interface FailedForward {
   error: Error;
   /** Resolved when the client could be loaded. */
   client?: KubeClient;
+  /** Wall-clock time of the failure (ms since the epoch), shown as lastErrorAt. */
+  at: number;
 }
 
 /** The forwards of one `kf forward` process. */
@@ -149,7 +151,7 @@ export class ForwardSession {
   statuses(): ForwardStatus[] {
     return [
       ...this.forwards.map((f) => f.status()),
-      ...this.failed.map(({ spec, error, client }) => ({
+      ...this.failed.map(({ spec, error, client, at }) => ({
         name: spec.name,
         target: formatTarget(spec.target),
         // unknown when the kubeconfig itself failed to load
@@ -164,7 +166,7 @@ export class ForwardSession {
         bytesIn: 0,
         bytesOut: 0,
         lastError: error.message,
-        lastErrorAt: Date.now(),
+        lastErrorAt: at,
       })),
     ];
   }
@@ -198,7 +200,7 @@ export class ForwardSession {
   }
 
   #recordFailure(spec: ForwardSpec, error: Error, client?: KubeClient): void {
-    this.failed.push({ spec, error, client });
+    this.failed.push({ spec, error, client, at: Date.now() });
     this.#emit({ type: "failed", forward: spec.name, error });
   }
 

@@ -1,34 +1,39 @@
-/** One local TCP connection <-> one pod port over a port-forward WebSocket, with retry before the pod's first byte. */
+/**
+ * One local TCP connection <-> one pod port over a PodStream, whatever the transport, with a replay of the
+ * client's bytes on another pod while the pod has not answered yet.
+ *
+ * Phases of the connection (`#phase`): `connecting` (no stream: waiting for a pod, or between attempts; the
+ * kernel holds the client's bytes), `carrying` (bytes flow both ways on one stream), `done`. The client side
+ * is `sending`, `ended` (EOF: the pod may still answer), or `failed` (reset: nothing more to deliver).
+ */
 
-import type WebSocket from "ws";
-import { classifyPodError, DATA_CHANNEL, PortForwardDecoder } from "./channel_frames.ts";
-import { PodPortError } from "./errors.ts";
-import type { Upstream } from "./upstream.ts";
-import { keepAlive } from "./liveness.ts";
+import type { Clock } from "../clock.ts";
+import { PodPortError, type PodStream } from "../transport/mod.ts";
+import type { Upstream } from "./prewarm.ts";
+import { watchLiveness } from "./liveness.ts";
 
-/** Upload bytes queued in the WebSocket before we stop reading the local socket. */
+/** Upload bytes handed to the stream and not yet sent, before we stop reading the local socket. */
 const UPLOAD_HIGH_WATER = 1 << 20;
-/** Download bytes queued toward the local socket before we stop reading the WebSocket. */
+/** Download bytes queued toward the local socket before the stream is paused. */
 const DOWNLOAD_HIGH_WATER = 1 << 20;
 /** Client bytes kept for a replay on another pod until the pod answers; past this, no retry. */
 const REPLAY_LIMIT = 1 << 20;
 /** Attempts per connection while the pod keeps vanishing before its first byte (several pods may be dying). */
 const MAX_ATTEMPTS = 6;
-/** A connection quiet this long is pinged; no answer within PING_TIMEOUT_MS means its path died (sleep, VPN). */
+/** A stream quiet this long is pinged; no answer within PING_TIMEOUT_MS means its path died (sleep, VPN). */
 const PING_IDLE_MS = 20_000;
 const PING_TIMEOUT_MS = 10_000;
-/** A data frame without payload: traffic for idle timers on the way, nothing for the pod. */
-const KEEPALIVE_FRAME = new Uint8Array([DATA_CHANNEL]);
 /** Local reads start small (an idle connection holds one pending read) and grow to this while bulk flows. */
 const MIN_READ_CHUNK = 4 * 1024;
 const MAX_READ_CHUNK = 64 * 1024;
 /** Reads smaller than this are copied out of the read buffer so the replay keeps little memory. */
 const SMALL_READ = 4 * 1024;
 /**
- * v4 port-forward has no half-close: the pod side never learns that the client stopped sending, and the
- * kubelet keeps the WebSocket open until we close it. So after the client's EOF the tunnel waits only
- * for what the pod is still sending: up to LINGER_FIRST_BYTE_MS for a first answer (a client that
- * half-closed after its request), then until the pod has been quiet for LINGER_QUIET_MS.
+ * Without half-close (v4) the pod side never learns that the client stopped sending, and the kubelet keeps
+ * the stream open until we close it. So after the client's EOF the tunnel waits only for what the pod is
+ * still sending: up to LINGER_FIRST_BYTE_MS for a first answer (a client that half-closed after its
+ * request), then until the pod has been quiet for LINGER_QUIET_MS. A stream with half-close is told, and
+ * the pod closes it when done (bounded by LINGER_FIRST_BYTE_MS of silence).
  */
 const LINGER_FIRST_BYTE_MS = 30_000;
 const LINGER_QUIET_MS = 500;
@@ -42,19 +47,20 @@ export interface TunnelOptions {
   local: Deno.Conn;
   /** An upstream to a ready pod, excluding pods that failed this connection; waits (bounded) for one. */
   acquire(exclude: ReadonlySet<string>, signal: AbortSignal): Promise<Upstream>;
-  /** A pod failed before its first byte: lets the forward drop its prewarmed socket to it. */
+  /** A pod failed before its first byte: lets the forward drop its prewarmed stream to it. */
   onPodFailed?(pod: string, error: Error): void;
   counters: TunnelCounters;
   signal: AbortSignal;
+  clock: Clock;
   /** An upstream opened when the client connected (while the forward looked at the first bytes), for attempt 1. */
   first?: Promise<Upstream>;
-  /** The client's first bytes as a data frame, already being read by the forward (undefined: EOF). */
-  firstFrame?: Promise<Uint8Array | undefined>;
+  /** The client's first bytes, already being read by the forward (undefined: EOF). */
+  firstChunk?: Promise<Uint8Array | undefined>;
   /** A ping of this connection went unanswered: the path to the API server may be down. */
   onPingTimeout?(): void;
   /**
-   * Sends an empty data frame when nothing went to the pod for this long, so the kubelet's streaming idle
-   * timeout (and a load balancer's) sees traffic that the pod never does. Off when undefined.
+   * Keep-alive traffic when nothing went to the pod for this long, so the kubelet's streaming idle timeout
+   * (and a load balancer's) sees traffic that the pod never does. Off when undefined.
    */
   keepAliveMs?: number;
 }
@@ -65,46 +71,98 @@ export interface TunnelResult {
   error?: Error;
 }
 
+type Phase =
+  | { kind: "connecting" }
+  | { kind: "carrying"; stream: PodStream; pod: string; uploadInFlight: number }
+  | { kind: "done" };
+
+type ClientSide =
+  | { kind: "sending" }
+  | { kind: "ended"; at: number }
+  | { kind: "failed" };
+
 interface AttemptEnd {
-  /** The pod sent data to the client during this attempt: no replay possible any more. */
-  answered: boolean;
   error?: Error;
   /**
    * The pod itself is the reason (the kubelet said it is gone, or it was deleted): the retry avoids it.
-   * An upstream that merely broke (the API server restarted, the path dropped) says nothing against the
-   * pod; excluding it would leave a connection without any pod once every warm socket broke at once.
+   * A stream that merely broke (the API server restarted, the path dropped) says nothing against the pod;
+   * excluding it would leave a connection without any pod once every warm stream broke at once.
    */
   podAtFault: boolean;
+}
+
+/** The client's bytes sent before the pod's first byte, for a replay; gives up past its limit. */
+class ReplayBuffer {
+  readonly #limit: number;
+  #chunks: Uint8Array[] = [];
+  #bytes = 0;
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  /** False once more than the limit was sent before an answer: a replay would be incomplete. */
+  get usable(): boolean {
+    return this.#bytes <= this.#limit;
+  }
+
+  get chunks(): readonly Uint8Array[] {
+    return this.#chunks;
+  }
+
+  add(chunk: Uint8Array): void {
+    if (!this.usable) return;
+    this.#bytes += chunk.length;
+    if (this.usable) this.#chunks.push(chunk);
+    else this.#chunks = [];
+  }
+
+  /** The pod answered: nothing will be replayed. */
+  clear(): void {
+    this.#chunks = [];
+  }
 }
 
 /** Runs a connection until either side closes; never throws. */
 export class Tunnel {
   readonly #options: TunnelOptions;
+  readonly #clock: Clock;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
-  #ws?: WebSocket;
-  #wsReady?: PromiseWithResolvers<WebSocket | undefined>;
+  readonly #abort = new AbortController();
+  readonly #replay = new ReplayBuffer(REPLAY_LIMIT);
+  #phase: Phase = { kind: "connecting" };
+  #client: ClientSide = { kind: "sending" };
+  /** Resolves true when a stream is attached, false when the attempt ended first (the pump looks again). */
+  #attached = Promise.withResolvers<boolean>();
+  /** A pod byte reached the client: no replay any more. */
   #answered = false;
-  /** Data frames (channel byte included) sent before the pod's first byte, for a replay. */
-  #replay: Uint8Array[] = [];
-  #replayBytes = 0;
-  #replayable = true;
-  #localEnded = false;
-  #localFailed = false;
-  #closed = false;
-  #uploadInFlight = 0;
+  /** The pod the forward reported deleted while this connection used it. */
+  #deletedPod?: string;
+  /** The linger after the client's EOF ran out: the tunnel ends without a retry. */
+  #lingerOver = false;
+  /** The pod was told the client finished (half-close): it closes when done. */
+  #halfClosed = false;
+  /** Starts the current attempt's linger when the client sends EOF. */
+  #onClientEnd?: () => void;
   #uploadDrained?: PromiseWithResolvers<void>;
   #downloadQueued = 0;
-  #wsPaused = false;
-  readonly #abort = new AbortController();
+  #downloadPaused = false;
+  #lastDownloadAt: number;
+  /** clock.now() of the last bytes written to the pod. */
+  #lastUploadAt: number;
+  #readChunk = MIN_READ_CHUNK;
+  /** Bytes the client sent in all. */
+  #clientBytes = 0;
   pod?: string;
 
   constructor(options: TunnelOptions) {
     this.#options = options;
+    this.#clock = options.clock;
     this.#writer = options.local.writable.getWriter();
-    this.#wsReady = Promise.withResolvers();
+    this.#lastDownloadAt = this.#lastUploadAt = options.clock.now();
   }
 
-  /** The pods this connection holds an upstream to. */
+  /** The pods this connection holds a stream to. */
   pods(): string[] {
     return this.pod ? [this.pod] : [];
   }
@@ -115,19 +173,20 @@ export class Tunnel {
   }
 
   /**
-   * The pod was deleted: drop its upstream now instead of waiting for TCP to notice. Before the pod's
-   * first byte this leads to a retry on another pod; after it, the client's connection is closed.
+   * The pod was deleted: drop its stream now instead of waiting for TCP to notice. Before the pod's first
+   * byte this leads to a retry on another pod; after it, the client's connection is closed.
    */
   podDeleted(pod: string): void {
-    if (this.pod !== pod) return;
+    if (this.#phase.kind !== "carrying" || this.#phase.pod !== pod) return;
     this.#deletedPod = pod;
-    this.#ws?.terminate();
+    this.#phase.stream.reset();
   }
 
   async run(): Promise<TunnelResult> {
     const { signal } = this.#options;
     const onStop = () => this.#abort.abort(signal.reason);
     signal.addEventListener("abort", onStop, { once: true });
+    if (signal.aborted) onStop();
     const upload = this.#pumpUpload();
     let result: TunnelResult = {};
     const exclude = new Set<string>();
@@ -136,241 +195,197 @@ export class Tunnel {
         const first = attempt === 1 ? this.#options.first : undefined;
         const upstream = await (first ?? this.#options.acquire(exclude, this.#abort.signal));
         this.pod = upstream.endpoint.pod;
-        const end = await this.#runAttempt(upstream);
-        if (this.#lingerOver || this.#localFailed || (end.answered && this.#localEndedAt !== undefined)) {
-          // the client is gone or done: how the upstream ended no longer matters to anyone
-          result = { pod: this.pod };
-          break;
-        }
-        if (end.answered || !end.error || !this.#replayable || attempt >= MAX_ATTEMPTS) {
-          result = { pod: this.pod, error: end.error };
+        const end = await this.#carry(upstream);
+        if (!this.#shouldReplay(end, attempt)) {
+          result = { pod: this.pod, error: this.#clientIsDone() ? undefined : end.error };
           break;
         }
         // nothing reached the client yet: replay (on another pod if this one is at fault), unnoticed
         if (end.podAtFault) exclude.add(upstream.endpoint.pod);
-        this.#options.onPodFailed?.(upstream.endpoint.pod, end.error);
+        this.#options.onPodFailed?.(upstream.endpoint.pod, end.error!);
       }
     } catch (error) {
       result = { pod: this.pod, error: this.#abort.signal.aborted ? undefined : error as Error };
     } finally {
       signal.removeEventListener("abort", onStop);
+      this.#phase = { kind: "done" };
+      this.#attached.resolve(false);
       await this.#closeLocal(result.error !== undefined && this.#answered);
-      this.#wsReady?.resolve(undefined);
       await upload;
     }
     return result;
   }
 
-  /** Carries one upstream until it closes; resolves how it ended. */
-  #runAttempt(upstream: Upstream): Promise<AttemptEnd> {
-    const { ws } = upstream;
-    const decoder = new PortForwardDecoder();
-    return new Promise<AttemptEnd>((resolve) => {
-      let error: Error | undefined;
-      // the linger clock runs only once the client has finished sending (no timer per idle connection)
-      let lingerTimer: ReturnType<typeof setInterval> | undefined;
-      const startLinger = () => {
-        lingerTimer ??= setInterval(() => {
-          const quietMs = Date.now() - Math.max(this.#lastDownloadAt, this.#localEndedAt!);
-          const limitMs = this.#answered && !this.#halfClosed ? LINGER_QUIET_MS : LINGER_FIRST_BYTE_MS;
-          if (quietMs > limitMs) {
-            this.#lingerOver = true;
-            ws.terminate();
-          }
-        }, 250);
-      };
-      if (this.#localEndedAt !== undefined) startLinger();
-      else this.#onLocalEnd = startLinger;
-      const keepAliveMs = this.#options.keepAliveMs;
-      const stopPinging = keepAlive(ws, {
-        idleMs: PING_IDLE_MS,
-        timeoutMs: PING_TIMEOUT_MS,
-        onTimeout: this.#options.onPingTimeout,
-        quiet: keepAliveMs === undefined ? undefined : {
-          everyMs: keepAliveMs,
-          lastSentAt: () => this.#lastUploadAt,
-          // the channel byte alone: the kubelet resets its idle timer and writes zero bytes to the pod
-          send: () => this.#send(ws, KEEPALIVE_FRAME),
-        },
-      });
-      const finish = () => {
-        stopPinging();
-        ws.off("message", onMessage);
-        ws.off("close", finish);
-        ws.off("error", onError);
-        this.#abort.signal.removeEventListener("abort", onAbort);
-        clearInterval(lingerTimer);
-        this.#onLocalEnd = undefined;
-        this.#ws = undefined;
-        // an attempt that ended before it began (the socket closed between acquire and here) never
-        // resolved the promise the upload pump waits on: wake the pump, or it waits forever and the
-        // client's bytes are never read for the next attempt
-        const stale = this.#wsReady;
-        this.#wsReady = Promise.withResolvers();
-        stale?.resolve(undefined);
-        this.#uploadDrained?.resolve();
-        if (ws.readyState !== 3) ws.terminate();
-        const podAtFault = this.#deletedPod === upstream.endpoint.pod ||
-          (error instanceof PodPortError && error.podGone);
-        const ended: AttemptEnd = { answered: this.#answered, error, podAtFault };
-        // a pod that closed before its first byte while the client still waits: treat as gone, retry
-        if (!this.#answered && !error && !this.#abort.signal.aborted) {
-          ended.error = new PodPortError(
-            upstream.endpoint.pod,
-            "closed the connection before answering",
-            true,
-          );
-        }
-        resolve(ended);
-      };
-      const onMessage = (data: Uint8Array) => {
-        const frame = decoder.decode(data);
-        if (!frame) return;
-        if (frame.kind === "data") {
-          this.#answered = true;
-          this.#deliver(frame.payload, ws);
-        } else if (frame.kind === "error") {
-          const gone = classifyPodError(frame.message) === "pod-gone";
-          error = new PodPortError(upstream.endpoint.pod, frame.message.trim(), gone);
-          ws.terminate();
-        }
-      };
-      const onError = (cause: Error) => {
-        error ??= cause;
-        finish();
-      };
-      const onAbort = () => finish();
-      ws.on("message", onMessage);
-      ws.on("close", finish);
-      ws.on("error", onError);
-      this.#abort.signal.addEventListener("abort", onAbort, { once: true });
-      if (this.#abort.signal.aborted || ws.readyState !== 1) return finish();
-      for (const message of upstream.early) onMessage(message);
-      upstream.early = [];
-      // the client may already have sent bytes (or even finished): they go first, in order
-      for (const chunk of this.#replay) this.#send(ws, chunk);
-      this.#ws = ws;
-      this.#wsReady?.resolve(ws);
-    });
+  /** The client is gone, or finished and answered: how the stream ended no longer matters to anyone. */
+  #clientIsDone(): boolean {
+    return this.#lingerOver || this.#client.kind === "failed" ||
+      (this.#answered && this.#client.kind === "ended");
   }
 
-  /** The pod the forward reported deleted while this connection used it. */
-  #deletedPod?: string;
-  #lastDownloadAt = Date.now();
-  /** Date.now() of the last frame sent to the pod (keep-alive frames included). */
-  #lastUploadAt = Date.now();
-  /** Date.now() when the client sent EOF. */
-  #localEndedAt?: number;
-  /** The linger after the client's EOF ran out: the tunnel ends without a retry. */
-  #lingerOver = false;
-  /** The pod was told the client finished (SPDY): it closes when done, no need to guess from quiet. */
-  #halfClosed = false;
-  /** Starts the current attempt's linger clock when the client sends EOF. */
-  #onLocalEnd?: () => void;
-  #readChunk = MIN_READ_CHUNK;
+  /** Another attempt only for a failure the client has not seen, with every byte it sent still at hand. */
+  #shouldReplay(end: AttemptEnd, attempt: number): boolean {
+    if (this.#clientIsDone() || this.#abort.signal.aborted) return false;
+    return end.error !== undefined && !this.#answered && this.#replay.usable && attempt < MAX_ATTEMPTS;
+  }
 
-  /** Pod -> client, pausing the WebSocket while the local socket is slow so memory stays bounded. */
-  #deliver(payload: Uint8Array, ws: WebSocket): void {
-    if (this.#localFailed) return;
-    this.#lastDownloadAt = Date.now();
-    this.#options.counters.bytesIn += payload.length;
-    this.#downloadQueued += payload.length;
-    if (this.#downloadQueued > DOWNLOAD_HIGH_WATER && !this.#wsPaused) {
-      this.#wsPaused = true;
-      ws.pause();
+  /** Carries one stream until it closes; resolves how it ended. */
+  async #carry(upstream: Upstream): Promise<AttemptEnd> {
+    const { stream } = upstream;
+    const pod = upstream.endpoint.pod;
+    const phase: Phase = { kind: "carrying", stream, pod, uploadInFlight: 0 };
+    const stop = new AbortController();
+    const onAbort = () => stream.reset();
+    this.#abort.signal.addEventListener("abort", onAbort, { once: true });
+    if (this.#abort.signal.aborted) stream.reset();
+    const stopWatching = watchLiveness(stream, {
+      clock: this.#clock,
+      idleMs: PING_IDLE_MS,
+      timeoutMs: PING_TIMEOUT_MS,
+      onTimeout: this.#options.onPingTimeout,
+      quiet: this.#options.keepAliveMs === undefined
+        ? undefined
+        : { everyMs: this.#options.keepAliveMs, lastSentAt: () => this.#lastUploadAt },
+    });
+    // the linger clock runs only once the client has finished sending (no timer per idle connection)
+    const startLinger = () => this.#linger(stream, stop.signal).catch(() => {});
+    if (stream.open) {
+      for (const chunk of upstream.early) this.#deliver(chunk, stream);
+      upstream.early = [];
+      stream.receive((chunk) => this.#deliver(chunk, stream));
+      // the client may already have sent bytes (or even finished): they go first, in order
+      for (const chunk of this.#replay.chunks) this.#write(phase, chunk);
+      this.#phase = phase;
+      if (this.#client.kind === "ended") {
+        this.#halfClosed = stream.closeWrite();
+        startLinger();
+      } else this.#onClientEnd = startLinger;
+      this.#attached.resolve(true);
     }
-    this.#writer.write(payload).then(() => {
-      this.#downloadQueued -= payload.length;
-      if (this.#wsPaused && this.#downloadQueued <= DOWNLOAD_HIGH_WATER / 2) {
-        this.#wsPaused = false;
-        ws.resume();
+    let error = await stream.closed;
+    stop.abort();
+    stopWatching();
+    stream.receive(undefined);
+    this.#abort.signal.removeEventListener("abort", onAbort);
+    this.#onClientEnd = undefined;
+    if (this.#phase === phase) this.#phase = { kind: "connecting" };
+    // wake the upload pump: it waits for the next stream (or the end) before reading the client again
+    const stale = this.#attached;
+    this.#attached = Promise.withResolvers();
+    stale.resolve(false);
+    this.#uploadDrained?.resolve();
+    const podAtFault = this.#deletedPod === pod || (error instanceof PodPortError && error.podGone);
+    // a pod that closed before its first byte while the client still waits: treat as gone, retry
+    if (!this.#answered && !error && !this.#abort.signal.aborted) {
+      error = new PodPortError(pod, "closed the connection before answering", true);
+    }
+    return { error, podAtFault };
+  }
+
+  /** After the client's EOF: resets the stream once the pod has nothing more to say (see LINGER_*). */
+  async #linger(stream: PodStream, stop: AbortSignal): Promise<void> {
+    while (stream.open && this.#client.kind === "ended") {
+      const limitMs = this.#answered && !this.#halfClosed ? LINGER_QUIET_MS : LINGER_FIRST_BYTE_MS;
+      const quietMs = this.#clock.now() - Math.max(this.#lastDownloadAt, this.#client.at);
+      if (quietMs > limitMs) {
+        this.#lingerOver = true;
+        stream.reset();
+        return;
+      }
+      // at most LINGER_QUIET_MS at a time: the pod's first answer shortens the limit
+      await this.#clock.sleep(Math.max(10, Math.min(limitMs - quietMs + 1, LINGER_QUIET_MS)), stop);
+    }
+  }
+
+  /** Pod -> client, pausing the stream while the local socket is slow so memory stays bounded. */
+  #deliver(chunk: Uint8Array, stream: PodStream): void {
+    if (this.#client.kind === "failed") return;
+    if (!this.#answered) {
+      this.#answered = true;
+      this.#replay.clear();
+    }
+    this.#lastDownloadAt = this.#clock.now();
+    this.#options.counters.bytesIn += chunk.length;
+    this.#downloadQueued += chunk.length;
+    if (this.#downloadQueued > DOWNLOAD_HIGH_WATER && !this.#downloadPaused) {
+      this.#downloadPaused = true;
+      stream.pause();
+    }
+    this.#writer.write(chunk).then(() => {
+      this.#downloadQueued -= chunk.length;
+      if (this.#downloadPaused && this.#downloadQueued <= DOWNLOAD_HIGH_WATER / 2) {
+        this.#downloadPaused = false;
+        stream.resume();
       }
     }, () => {
       // the client went away: nothing more can be delivered
-      this.#localFailed = true;
+      this.#client = { kind: "failed" };
       this.#abort.abort();
     });
   }
 
-  /** Client -> pod, for the whole life of the connection (across retries). */
+  /** Client -> pod, for the whole life of the connection (across attempts). */
   async #pumpUpload(): Promise<void> {
     try {
-      while (!this.#closed) {
-        // read only while an upstream exists: while waiting for a pod, the kernel holds the client's bytes
-        if (!this.#ws && !(await this.#wsReady?.promise)) {
-          if (this.#closed) break;
+      while (this.#phase.kind !== "done") {
+        // read only while a stream exists: while waiting for a pod, the kernel holds the client's bytes
+        if (this.#phase.kind !== "carrying") {
+          await this.#attached.promise;
           continue;
         }
-        const firstFrame = this.#options.firstFrame;
-        this.#options.firstFrame = undefined;
-        const frame = firstFrame ? await firstFrame : await this.#readFrame();
-        if (!frame) break;
-        const length = frame.length - 1;
-        this.#options.counters.bytesOut += length;
-        if (!this.#answered && this.#replayable) {
-          this.#replayBytes += length;
-          if (this.#replayBytes > REPLAY_LIMIT) {
-            this.#replayable = false;
-            this.#replay = [];
-          } else this.#replay.push(frame);
-        }
-        // the upstream may have changed during the read; without one the replay buffer carries the bytes
-        const current = this.#ws;
-        if (current) await this.#sendWithBackpressure(current, frame);
+        const firstChunk = this.#options.firstChunk;
+        this.#options.firstChunk = undefined;
+        const chunk = firstChunk ? await firstChunk : await this.#readChunkFromClient();
+        if (!chunk) break;
+        this.#options.counters.bytesOut += chunk.length;
+        this.#clientBytes += chunk.length;
+        if (!this.#answered) this.#replay.add(chunk);
+        // the stream may have changed during the read; without one the replay buffer carries the bytes
+        const phase = this.#phase as Phase;
+        if (phase.kind === "carrying") await this.#writeWithBackpressure(phase, chunk);
       }
-      this.#localEnded = true;
-      this.#localEndedAt = Date.now();
-      this.#onLocalEnd?.();
-      // a transport with half-close (SPDY) tells the pod, which then finishes and closes by itself
-      const halfClosable = this.#ws as { halfClose?: () => void } | undefined;
-      if (halfClosable?.halfClose) {
-        this.#halfClosed = true;
-        halfClosable.halfClose();
-      }
+      this.#client = { kind: "ended", at: this.#clock.now() };
+      const phase = this.#phase as Phase;
+      // a transport with half-close tells the pod, which then finishes and closes by itself
+      if (phase.kind === "carrying") this.#halfClosed = phase.stream.closeWrite();
+      this.#onClientEnd?.();
       // a client that connected and left without a byte (a port probe) needs no answer
-      if (this.#replayBytes === 0 && !this.#answered) this.#abort.abort();
+      if (this.#clientBytes === 0 && !this.#answered) this.#abort.abort();
     } catch {
-      // local read failed (reset by the client)
-      this.#localEnded = true;
-      if (!this.#closed) {
-        this.#localFailed = true;
+      // the local read failed (reset by the client)
+      if (this.#phase.kind !== "done") {
+        this.#client = { kind: "failed" };
         this.#abort.abort();
       }
     }
   }
 
-  /**
-   * Reads the next local bytes straight into a data frame: a spare first byte takes the channel number,
-   * so uploads are not copied again. Undefined at end of stream.
-   */
-  async #readFrame(): Promise<Uint8Array | undefined> {
-    const buffer = new Uint8Array(1 + this.#readChunk);
-    const n = await this.#options.local.read(buffer.subarray(1));
+  /** The next bytes from the client; undefined at EOF. */
+  async #readChunkFromClient(): Promise<Uint8Array | undefined> {
+    const buffer = new Uint8Array(this.#readChunk);
+    const n = await this.#options.local.read(buffer);
     if (n === null) return undefined;
     this.#readChunk = n === this.#readChunk ? Math.min(n * 2, MAX_READ_CHUNK) : Math.max(MIN_READ_CHUNK, n);
-    buffer[0] = DATA_CHANNEL;
-    return n < SMALL_READ ? buffer.slice(0, n + 1) : buffer.subarray(0, n + 1);
+    return n < SMALL_READ ? buffer.slice(0, n) : buffer.subarray(0, n);
   }
 
-  #send(ws: WebSocket, frame: Uint8Array): void {
-    this.#lastUploadAt = Date.now();
-    this.#uploadInFlight += frame.length;
-    ws.send(frame, () => {
-      this.#uploadInFlight -= frame.length;
-      if (this.#uploadInFlight <= UPLOAD_HIGH_WATER / 2) this.#uploadDrained?.resolve();
+  #write(phase: Phase & { kind: "carrying" }, chunk: Uint8Array): void {
+    this.#lastUploadAt = this.#clock.now();
+    phase.uploadInFlight += chunk.length;
+    phase.stream.write(chunk, () => {
+      phase.uploadInFlight -= chunk.length;
+      if (phase.uploadInFlight <= UPLOAD_HIGH_WATER / 2) this.#uploadDrained?.resolve();
     });
   }
 
-  async #sendWithBackpressure(ws: WebSocket, frame: Uint8Array): Promise<void> {
-    this.#send(ws, frame);
-    if (this.#uploadInFlight > UPLOAD_HIGH_WATER) {
+  async #writeWithBackpressure(phase: Phase & { kind: "carrying" }, chunk: Uint8Array): Promise<void> {
+    this.#write(phase, chunk);
+    if (phase.uploadInFlight > UPLOAD_HIGH_WATER && phase.stream.open) {
       this.#uploadDrained = Promise.withResolvers();
       await this.#uploadDrained.promise;
     }
   }
 
   async #closeLocal(reset: boolean): Promise<void> {
-    this.#closed = true;
     if (reset) {
       await this.#writer.abort().catch(() => {});
     } else {

@@ -199,62 +199,72 @@ function rssMb(pid: number): number {
 Deno.test("kf forward (default transport): a client reading 200 MB at 1 MB/s does not slow 20 keep-alive neighbours, and RSS stays bounded", async () => {
   const port = freePort();
   const proc = startKf(["forward", "svc/echo", `${port}:80`], { KF_STATE_DIR: tempStateDir() });
-  let slow: Deno.TcpConn | undefined;
   try {
     await proc.waitFor(/ready pod=/);
     await keepAliveLoad(port, 20, 1_000); // warm-up: the forward's pooled connections
-    // the machine is shared: the neighbours' rate beside the slow reader is compared with their rate right
-    // before and right after it, so that drift in the background load cancels out
-    const before = await keepAliveLoad(port, 20, 3_000);
+    // The machine is shared: windows alone and beside a slow reader alternate (A B A B A), each slow reader
+    // new and given time to back up its path, so that drift in the background load cancels out.
     const rssBefore = rssMb(proc.pid);
-
-    slow = await Deno.connect({ hostname: "127.0.0.1", port });
-    await slow.write(
-      new TextEncoder().encode("GET /bytes?n=200000000 HTTP/1.1\r\nHost: kf\r\nConnection: close\r\n\r\n"),
-    );
-    let slowBytes = 0;
-    let reading = true;
-    const slowConn = slow;
-    const slowLoop = (async () => {
-      const buffer = new Uint8Array(64 * 1024);
-      const started = performance.now();
-      while (reading) {
-        const ahead = slowBytes - (performance.now() - started) * 1_000; // 1 MB/s = 1000 bytes/ms
-        if (ahead > 0) await sleep(ahead / 1_000);
-        const n = await slowConn.read(buffer).catch(() => null);
-        if (n === null) break;
-        slowBytes += n;
+    let peak = rssBefore;
+    const besideSlowReader = async (): Promise<{ requests: number; slowBytes: number }> => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await conn.write(
+        new TextEncoder().encode("GET /bytes?n=200000000 HTTP/1.1\r\nHost: kf\r\nConnection: close\r\n\r\n"),
+      );
+      let slowBytes = 0;
+      let reading = true;
+      const slowLoop = (async () => {
+        const buffer = new Uint8Array(64 * 1024);
+        const started = performance.now();
+        while (reading) {
+          const ahead = slowBytes - (performance.now() - started) * 1_000; // 1 MB/s = 1000 bytes/ms
+          if (ahead > 0) await sleep(ahead / 1_000);
+          const n = await conn.read(buffer).catch(() => null);
+          if (n === null) break;
+          slowBytes += n;
+        }
+      })();
+      try {
+        await sleep(2_500); // every buffer on the slow path is full by now
+        const sampler = setInterval(() => peak = Math.max(peak, rssMb(proc.pid)), 250);
+        const requests = await keepAliveLoad(port, 20, 3_000);
+        clearInterval(sampler);
+        return { requests, slowBytes };
+      } finally {
+        reading = false;
+        conn.close();
+        await slowLoop;
       }
-    })();
-    await sleep(3_000); // every buffer on the slow path is full by now
-    let peak = rssMb(proc.pid);
-    const sampler = setInterval(() => peak = Math.max(peak, rssMb(proc.pid)), 250);
-    const beside = await keepAliveLoad(port, 20, 3_000);
-    clearInterval(sampler);
-    reading = false;
-    slow.close();
-    slow = undefined;
-    await slowLoop;
-    const after = await keepAliveLoad(port, 20, 3_000);
-    const alone = (before + after) / 2;
-
-    const kept = beside / alone;
+    };
+    const alone: number[] = [];
+    const beside: number[] = [];
+    const slowReads: number[] = [];
+    alone.push(await keepAliveLoad(port, 20, 3_000));
+    for (let round = 0; round < 2; round++) {
+      const { requests, slowBytes } = await besideSlowReader();
+      beside.push(requests);
+      slowReads.push(slowBytes);
+      alone.push(await keepAliveLoad(port, 20, 3_000));
+    }
+    // each beside window against the mean of the alone windows around it
+    const aloneAround = (alone[0] + 2 * alone[1] + alone[2]) / 2;
+    const kept = (beside[0] + beside[1]) / aloneAround;
     console.log(
-      `    ${before} and ${after} requests alone, ${beside} beside the slow reader (${
+      `    ${alone.join(", ")} requests alone, ${beside.join(", ")} beside a slow reader (${
         (kept * 100).toFixed(0)
-      } %); ` +
-        `slow reader got ${(slowBytes / 1e6).toFixed(1)} MB; RSS ${rssBefore.toFixed(0)} -> peak ${
-          peak.toFixed(0)
-        } MB`,
+      } %); slow readers got ${slowReads.map((b) => (b / 1e6).toFixed(1)).join(", ")} MB; RSS ${
+        rssBefore.toFixed(0)
+      } -> peak ${peak.toFixed(0)} MB`,
     );
-    assert.ok(
-      slowBytes > 2e6 && slowBytes < 20e6,
-      `the slow reader read at about 1 MB/s (${slowBytes} bytes)`,
-    );
+    for (const slowBytes of slowReads) {
+      assert.ok(
+        slowBytes > 2e6 && slowBytes < 20e6,
+        `the slow reader read at about 1 MB/s (${slowBytes} bytes)`,
+      );
+    }
     assert.ok(kept >= 0.9, `neighbours kept ${(kept * 100).toFixed(0)} % of their requests (want >= 90 %)`);
     assert.ok(peak - rssBefore < 100, `RSS grew ${(peak - rssBefore).toFixed(0)} MB (want < 100)`);
   } finally {
-    slow?.close();
     await proc.stop();
   }
 });

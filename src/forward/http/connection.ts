@@ -11,16 +11,15 @@
  *
  * A 101 (or a 2xx to CONNECT) makes the rest of the connection opaque bytes on that upstream. Bodies are
  * never held whole: the only copies are a request's replay buffer (up to REPLAY_LIMIT, then the request is
- * no longer resendable) and the bytes the kernel and WebSocket queues hold under the same high-water marks
+ * no longer resendable) and the bytes the kernel and stream queues hold under the same high-water marks
  * as the TCP tunnel.
  */
 
-import type WebSocket from "ws";
-import { classifyPodError, DATA_CHANNEL, encodeData, PortForwardDecoder } from "../channel_frames.ts";
-import { PodPortError } from "../errors.ts";
-import { keepAlive } from "../liveness.ts";
+import type { Clock } from "../../clock.ts";
+import { PodPortError, type PodStream } from "../../transport/mod.ts";
+import { watchLiveness } from "../liveness.ts";
 import type { TunnelCounters, TunnelResult } from "../tunnel.ts";
-import type { Upstream } from "../upstream.ts";
+import type { Upstream } from "../prewarm.ts";
 import { concatBytes } from "../../bytes.ts";
 import {
   asksForSwitch,
@@ -70,6 +69,7 @@ export interface HttpConnectionOptions {
   local: Deno.Conn;
   counters: TunnelCounters;
   signal: AbortSignal;
+  clock: Clock;
   /** Bytes the forward already read from the client while telling HTTP from other protocols. */
   initial?: Uint8Array;
   /** An upstream opened when the client connected, for the first request. */
@@ -86,7 +86,7 @@ export interface HttpConnectionOptions {
 interface Exchange {
   head: RequestHead;
   replayable: boolean;
-  /** Frames of the request so far (channel byte included), while they may still be needed. */
+  /** Chunks of the request so far, while they may still be needed. */
   frames: Uint8Array[];
   frameBytes: number;
   /** frames holds the whole request so far (false once past REPLAY_LIMIT after it was sent). */
@@ -110,11 +110,10 @@ interface Exchange {
   sent?: PromiseWithResolvers<void>;
 }
 
-/** One upstream: a WebSocket (or SPDY stream pair) carrying requests in order. */
+/** One upstream: a pod stream carrying requests in order. */
 interface Link {
-  ws: WebSocket;
+  stream: PodStream;
   pod: string;
-  decoder: PortForwardDecoder;
   framer: ResponseFramer;
   error?: Error;
   closed: boolean;
@@ -180,8 +179,8 @@ export class HttpConnection {
   /** The pod was deleted: its upstreams are dead; requests in flight follow the replay rule. */
   podDeleted(pod: string): void {
     const parked = this.#parked.get(pod);
-    if (parked) parked.ws.terminate();
-    if (this.#link?.pod === pod) this.#link.ws.terminate();
+    if (parked) parked.stream.reset();
+    if (this.#link?.pod === pod) this.#link.stream.reset();
   }
 
   async run(): Promise<TunnelResult> {
@@ -201,18 +200,17 @@ export class HttpConnection {
 
   async #readLoop(): Promise<void> {
     try {
-      if (this.#options.initial) await this.#onClientBytes(this.#options.initial, undefined);
+      if (this.#options.initial) await this.#onClientBytes(this.#options.initial);
       while (!this.#finished) {
         if (this.#switchAnswered) await this.#switchAnswered.promise;
         if (this.#finished) break;
-        const buffer = new Uint8Array(1 + this.#readChunk);
-        const n = await this.#options.local.read(buffer.subarray(1));
+        const buffer = new Uint8Array(this.#readChunk);
+        const n = await this.#options.local.read(buffer);
         if (n === null) break;
         this.#readChunk = n === this.#readChunk
           ? Math.min(n * 2, MAX_READ_CHUNK)
           : Math.max(MIN_READ_CHUNK, n);
-        buffer[0] = DATA_CHANNEL;
-        await this.#onClientBytes(buffer.subarray(1, 1 + n), buffer);
+        await this.#onClientBytes(buffer.subarray(0, n));
       }
       this.#onClientEnd();
     } catch (error) {
@@ -222,14 +220,13 @@ export class HttpConnection {
     }
   }
 
-  /** `buffer` is the read buffer with a spare first byte, for sending a whole read without a copy. */
-  async #onClientBytes(bytes: Uint8Array, buffer: Uint8Array | undefined): Promise<void> {
+  async #onClientBytes(bytes: Uint8Array): Promise<void> {
     this.#options.counters.bytesOut += bytes.length;
-    if (this.#opaque) return await this.#sendOpaque(this.#opaque, frameOf(bytes, buffer));
-    for (const piece of this.#framer.push(bytes)) await this.#onRequestPiece(piece, buffer);
+    if (this.#opaque) return await this.#sendOpaque(this.#opaque, bytes);
+    for (const piece of this.#framer.push(bytes)) await this.#onRequestPiece(piece);
   }
 
-  async #onRequestPiece(piece: Piece<RequestHead>, buffer: Uint8Array | undefined): Promise<void> {
+  async #onRequestPiece(piece: Piece<RequestHead>): Promise<void> {
     if (this.#finished) return;
     switch (piece.kind) {
       case "head": {
@@ -244,7 +241,7 @@ export class HttpConnection {
           state: "queued",
           responseStarted: false,
           attempts: 0,
-          startedAt: performance.now(),
+          startedAt: this.#options.clock.now(),
           bytesOut: head.raw.length,
           bytesIn: 0,
         };
@@ -253,14 +250,14 @@ export class HttpConnection {
         if (wantsClose(head)) this.#closeAfter = true;
         // the bytes after it are of another protocol or of the next request: reads wait for the answer
         if (asksForSwitch(head)) this.#switchAnswered = Promise.withResolvers();
-        await this.#addFrame(exchange, encodeData(head.raw));
+        await this.#addFrame(exchange, head.raw);
         await this.#dispatch();
         return;
       }
       case "body": {
         const exchange = this.#current!;
         exchange.bytesOut += piece.bytes.length;
-        await this.#addFrame(exchange, frameOf(piece.bytes, buffer));
+        await this.#addFrame(exchange, piece.bytes);
         return;
       }
       case "end": {
@@ -274,7 +271,7 @@ export class HttpConnection {
     }
   }
 
-  /** A request frame: sent at once when its request is on an upstream, else kept for later (bounded). */
+  /** A request chunk: sent at once when its request is on an upstream, else kept for later (bounded). */
   async #addFrame(exchange: Exchange, frame: Uint8Array): Promise<void> {
     if (exchange.state === "failed") return; // kf answers it; the rest of its body is dropped
     if (exchange.kept) {
@@ -305,10 +302,10 @@ export class HttpConnection {
   #onClientEnd(): void {
     this.#localEnded = true;
     if (this.#opaque) {
-      const halfClosable = this.#opaque.ws as { halfClose?: () => void };
-      halfClosable.halfClose?.();
-      const timer = setTimeout(() => this.#finish(false), OPAQUE_LINGER_MS);
-      this.#done.promise.then(() => clearTimeout(timer));
+      this.#opaque.stream.closeWrite();
+      const linger = new AbortController();
+      this.#options.clock.sleep(OPAQUE_LINGER_MS, linger.signal).then(() => this.#finish(false), () => {});
+      this.#done.promise.then(() => linger.abort());
       return;
     }
     if (this.#queue.length === 0) this.#finish(false);
@@ -346,6 +343,8 @@ export class HttpConnection {
       const link = await this.#linkFor(exchange, index === 0);
       if (this.#finished) return;
       if (!link) continue; // the exchange failed (no pod); answered in turn
+      // the stream may have ended while #linkFor returned: look again rather than send into nothing
+      if (!this.#usable(link)) continue;
       if (!exchange.kept) {
         // it cannot be sent again (too large, and its start is gone): only possible after a failure
         exchange.state = "failed";
@@ -367,21 +366,30 @@ export class HttpConnection {
   /** The upstream for this request: the current one, a parked one to the chosen pod, or a new one. */
   async #linkFor(exchange: Exchange, idle: boolean): Promise<Link | undefined> {
     const current = this.#link;
-    if (current && !current.closed) {
+    if (current && this.#usable(current)) {
       if (!idle || current.framer.pending > 0) return current;
       const want = this.#options.choose(this.#exclude);
       if (want === current.pod) return current;
       this.#park(current);
       const parked = want ? this.#parked.get(want) : undefined;
-      if (parked && !parked.closed) return this.#use(parked);
+      if (parked && this.#usable(parked)) return this.#use(parked);
       return await this.#open(exchange, want);
     }
     if (idle && this.#parked.size > 0) {
       const want = this.#options.choose(this.#exclude);
       const parked = want ? this.#parked.get(want) : undefined;
-      if (parked && !parked.closed) return this.#use(parked);
+      if (parked && this.#usable(parked)) return this.#use(parked);
     }
     return await this.#open(exchange, undefined);
+  }
+
+  /**
+   * The link can take a request now. A stream that ended is closed here at once: its `closed` promise tells
+   * the link a microtask later, and a request sent in between would wait for an answer that never comes.
+   */
+  #usable(link: Link): boolean {
+    if (!link.closed && !link.stream.open) this.#onLinkClosed(link);
+    return !link.closed;
   }
 
   #use(link: Link): Link {
@@ -393,12 +401,12 @@ export class HttpConnection {
   #park(link: Link): void {
     this.#link = undefined;
     const before = this.#parked.get(link.pod);
-    if (before && before !== link) before.ws.terminate();
+    if (before && before !== link) before.stream.reset();
     this.#parked.set(link.pod, link);
     if (this.#parked.size > MAX_PARKED) {
       const [oldest] = this.#parked.values();
       this.#parked.delete(oldest.pod);
-      oldest.ws.terminate();
+      oldest.stream.reset();
     }
   }
 
@@ -419,7 +427,7 @@ export class HttpConnection {
       return undefined;
     }
     if (this.#finished) {
-      upstream.ws.terminate();
+      upstream.stream.reset();
       return undefined;
     }
     const link = this.#attach(upstream);
@@ -437,11 +445,10 @@ export class HttpConnection {
   }
 
   #attach(upstream: Upstream): Link {
-    const { ws } = upstream;
+    const { stream } = upstream;
     const link: Link = {
-      ws,
+      stream,
       pod: upstream.endpoint.pod,
-      decoder: new PortForwardDecoder(),
       framer: new ResponseFramer(),
       closed: false,
       uploadInFlight: 0,
@@ -449,40 +456,32 @@ export class HttpConnection {
       downloadQueued: 0,
       detach: () => {},
     };
-    const stopPinging = keepAlive(ws, { idleMs: PING_IDLE_MS, timeoutMs: PING_TIMEOUT_MS });
-    const onMessage = (data: Uint8Array) => {
-      const frame = link.decoder.decode(data);
-      if (!frame || link.closed) return;
-      if (frame.kind === "data") this.#onResponseBytes(link, frame.payload);
-      else if (frame.kind === "error") {
-        const gone = classifyPodError(frame.message) === "pod-gone";
-        link.error = new PodPortError(link.pod, frame.message.trim(), gone);
-        ws.terminate();
-      }
+    const stopWatching = watchLiveness(stream, {
+      clock: this.#options.clock,
+      idleMs: PING_IDLE_MS,
+      timeoutMs: PING_TIMEOUT_MS,
+    });
+    const onData = (chunk: Uint8Array) => {
+      if (!link.closed) this.#onResponseBytes(link, chunk);
     };
-    const onClose = () => this.#onLinkClosed(link);
-    const onError = (error: Error) => {
+    stream.closed.then((error) => {
       link.error ??= error;
       this.#onLinkClosed(link);
-    };
-    ws.on("message", onMessage);
-    ws.on("close", onClose);
-    ws.on("error", onError);
+    });
     link.detach = () => {
-      stopPinging();
-      ws.off("message", onMessage);
-      ws.off("close", onClose);
-      ws.off("error", onError);
+      stopWatching();
+      stream.receive(undefined);
     };
-    for (const message of upstream.early) onMessage(message);
+    for (const chunk of upstream.early) onData(chunk);
     upstream.early = [];
-    if (ws.readyState !== 1) this.#onLinkClosed(link);
+    stream.receive(onData);
+    if (!stream.open) this.#onLinkClosed(link);
     return link;
   }
 
   #sendNow(link: Link, frame: Uint8Array): void {
     link.uploadInFlight += frame.length;
-    link.ws.send(frame, () => {
+    link.stream.write(frame, () => {
       link.uploadInFlight -= frame.length;
       if (link.uploadInFlight <= UPLOAD_HIGH_WATER / 2) link.drained?.resolve();
     });
@@ -537,7 +536,7 @@ export class HttpConnection {
           exchange.switched = true;
           this.#opaque = link;
           this.#drop(exchange);
-          for (const held of this.#framer.switched()) this.#sendNow(link, encodeData(held));
+          for (const held of this.#framer.switched()) this.#sendNow(link, held);
           this.#switchAnswered?.resolve();
           this.#switchAnswered = undefined;
         } else if (this.#switchAnswered) {
@@ -546,7 +545,7 @@ export class HttpConnection {
           const answered = this.#switchAnswered;
           this.#switchAnswered = undefined;
           (async () => {
-            for (const p of pieces) await this.#onRequestPiece(p, undefined);
+            for (const p of pieces) await this.#onRequestPiece(p);
             answered.resolve();
           })();
         }
@@ -584,7 +583,7 @@ export class HttpConnection {
       path: pathOf(exchange.head.target),
       status: exchange.status ?? 0,
       pod: exchange.pod,
-      durationMs: Math.round((performance.now() - exchange.startedAt) * 10) / 10,
+      durationMs: Math.round((this.#options.clock.now() - exchange.startedAt) * 10) / 10,
       bytesOut: exchange.bytesOut,
       bytesIn: exchange.bytesIn,
     });
@@ -596,13 +595,13 @@ export class HttpConnection {
     link.downloadQueued += payload.length;
     if (link.downloadQueued > DOWNLOAD_HIGH_WATER && !link.paused) {
       link.paused = true;
-      link.ws.pause();
+      link.stream.pause();
     }
     this.#writer.write(payload).then(() => {
       link.downloadQueued -= payload.length;
       if (link.paused && link.downloadQueued <= DOWNLOAD_HIGH_WATER / 2) {
         link.paused = false;
-        link.ws.resume();
+        link.stream.resume();
       }
     }, () => this.#finish(true));
   }
@@ -614,7 +613,7 @@ export class HttpConnection {
     link.closed = true;
     link.detach();
     link.drained?.resolve();
-    if (link.ws.readyState !== 3) link.ws.terminate();
+    if (link.stream.open) link.stream.reset();
     if (this.#parked.get(link.pod) === link) this.#parked.delete(link.pod);
     if (this.#link !== link || this.#finished) return;
     this.#link = undefined;
@@ -689,11 +688,11 @@ export class HttpConnection {
       link.closed = true;
       link.detach();
       link.drained?.resolve();
-      link.ws.terminate();
+      link.stream.reset();
     }
     this.#parked.clear();
     this.#link = undefined;
-    this.#first?.then((u) => u.ws.terminate(), () => {});
+    this.#first?.then((u) => u.stream.reset(), () => {});
     this.#switchAnswered?.resolve();
     for (const exchange of this.#queue) exchange.sent?.resolve();
     const closing = reset ? this.#writer.abort() : this.#writer.close();
@@ -720,12 +719,4 @@ function goneFailure(exchange: Exchange, pod: string): { status: number; message
     message: `kf: pod ${pod} went away mid-request; not resent because ${why} (it may have been executed)`,
     pod,
   };
-}
-
-/** A data frame for bytes: the read buffer's spare first byte takes the channel when the bytes start it. */
-function frameOf(bytes: Uint8Array, buffer: Uint8Array | undefined): Uint8Array {
-  if (buffer && bytes.buffer === buffer.buffer && bytes.byteOffset === buffer.byteOffset + 1) {
-    return buffer.subarray(0, 1 + bytes.length);
-  }
-  return encodeData(bytes);
 }

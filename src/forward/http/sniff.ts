@@ -4,83 +4,58 @@
  * (MySQL, SMTP, SSH banners) means the client is waiting for it: such a connection is TCP at once.
  */
 
-import { DATA_CHANNEL, PortForwardDecoder } from "../channel_frames.ts";
-import type { Upstream } from "../upstream.ts";
+import type { Upstream } from "../prewarm.ts";
 import { sniffProtocol } from "./framing.ts";
 import { concatBytes } from "../../bytes.ts";
 
 export type Sniffed =
   | { protocol: "http"; bytes: Uint8Array }
-  // the client's first bytes as a data frame (channel byte first), or a read still running
-  | { protocol: "tcp"; firstFrame: Promise<Uint8Array | undefined> };
+  // the client's first bytes, or a read still running (undefined: the client sent nothing and left)
+  | { protocol: "tcp"; firstChunk: Promise<Uint8Array | undefined> };
 
 const FIRST_READ_BYTES = 16 * 1024;
 
 export async function sniffConnection(local: Deno.Conn, upstream: Promise<Upstream>): Promise<Sniffed> {
-  const readFrame = async (): Promise<Uint8Array | undefined> => {
-    const buffer = new Uint8Array(1 + FIRST_READ_BYTES);
-    const n = await local.read(buffer.subarray(1));
-    if (n === null) return undefined;
-    buffer[0] = DATA_CHANNEL;
-    return buffer.subarray(0, 1 + n);
+  const readChunk = async (): Promise<Uint8Array | undefined> => {
+    const buffer = new Uint8Array(FIRST_READ_BYTES);
+    const n = await local.read(buffer);
+    return n === null ? undefined : buffer.subarray(0, n);
   };
   const podSpoke = Promise.withResolvers<"pod">();
   let settled = false;
   let detach = () => {};
   upstream.then((u) => {
     if (settled) return;
-    // messages are kept in the upstream's early list, in order, for whoever carries the connection
-    const decoder = new PortForwardDecoder();
-    const heard = (message: Uint8Array) => decoder.decode(message) !== undefined;
-    if (u.early.some(heard)) return podSpoke.resolve("pod");
-    const onMessage = (message: Uint8Array) => {
-      u.early.push(message);
-      if (heard(message)) podSpoke.resolve("pod");
-    };
-    const onClose = () => podSpoke.resolve("pod");
-    u.ws.on("message", onMessage);
-    u.ws.on("close", onClose);
-    detach = () => {
-      u.ws.off("message", onMessage);
-      u.ws.off("close", onClose);
-    };
-    if (u.ws.readyState !== 1) podSpoke.resolve("pod");
+    // the pod's bytes are kept in the upstream's early list, in order, for whoever carries the connection
+    if (u.early.length > 0 || !u.stream.open) return podSpoke.resolve("pod");
+    u.stream.receive((chunk) => {
+      u.early.push(chunk);
+      podSpoke.resolve("pod");
+    });
+    u.stream.closed.then(() => podSpoke.resolve("pod"));
+    detach = () => u.stream.receive(undefined);
   }, () => podSpoke.resolve("pod"));
 
   let collected: Uint8Array = new Uint8Array(0);
-  let pending = readFrame();
+  let pending = readChunk();
   const done = (result: Sniffed): Sniffed => {
     settled = true;
     detach();
     return result;
   };
-  const withCollected = (frame: Promise<Uint8Array | undefined>) =>
-    collected.length === 0
-      ? frame
-      : frame.then((f) => dataFrame(f ? concatBytes([collected, f.subarray(1)]) : collected));
+  const withCollected = (chunk: Promise<Uint8Array | undefined>) =>
+    collected.length === 0 ? chunk : chunk.then((c) => c ? concatBytes([collected, c]) : collected);
   while (true) {
     const first = await Promise.race([pending, podSpoke.promise]);
     // the pod spoke (or its upstream ended) first: hand over the read still running
-    if (first === "pod") return done({ protocol: "tcp", firstFrame: withCollected(pending) });
+    if (first === "pod") return done({ protocol: "tcp", firstChunk: withCollected(pending) });
     if (first === undefined) {
-      return done({
-        protocol: "tcp",
-        firstFrame: Promise.resolve(collected.length ? dataFrame(collected) : undefined),
-      });
+      return done({ protocol: "tcp", firstChunk: Promise.resolve(collected.length ? collected : undefined) });
     }
-    collected = collected.length === 0 ? first.subarray(1) : concatBytes([collected, first.subarray(1)]);
+    collected = collected.length === 0 ? first : concatBytes([collected, first]);
     const verdict = sniffProtocol(collected);
     if (verdict === "http") return done({ protocol: "http", bytes: collected });
-    if (verdict === "tcp") {
-      return done({ protocol: "tcp", firstFrame: Promise.resolve(dataFrame(collected)) });
-    }
-    pending = readFrame();
+    if (verdict === "tcp") return done({ protocol: "tcp", firstChunk: Promise.resolve(collected) });
+    pending = readChunk();
   }
-}
-
-function dataFrame(bytes: Uint8Array): Uint8Array {
-  const frame = new Uint8Array(1 + bytes.length);
-  frame[0] = DATA_CHANNEL;
-  frame.set(bytes, 1);
-  return frame;
 }

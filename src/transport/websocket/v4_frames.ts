@@ -52,20 +52,3 @@ export class PortForwardDecoder {
     return { kind: "error", message: this.#errorText };
   }
 }
-
-/** How an error-channel message should be treated; the protocol gives only text, so this is the one place that reads it. */
-export type PodErrorKind = "pod-gone" | "port-unreachable";
-
-/** Texts the kubelet and runtimes use when the pod's sandbox no longer exists: retry on another pod. */
-const POD_GONE_PATTERNS = [
-  /network namespace for sandbox .* is closed/i,
-  /failed to find sandbox/i,
-  /sandbox .* is not running/i,
-  /no such container/i,
-  /not found/i,
-  /container not running/i,
-];
-
-export function classifyPodError(message: string): PodErrorKind {
-  return POD_GONE_PATTERNS.some((pattern) => pattern.test(message)) ? "pod-gone" : "port-unreachable";
-}

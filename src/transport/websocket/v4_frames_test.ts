@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { classifyPodError, encodeData, PortForwardDecoder } from "./channel_frames.ts";
+import { classifyPodError } from "../errors.ts";
+import { encodeData, PortForwardDecoder } from "./v4_frames.ts";
 
 const bytes = (...values: number[]) => new Uint8Array(values);
 const text = (value: string) => new TextEncoder().encode(value);

@@ -11,7 +11,8 @@
 import assert from "node:assert/strict";
 import { concatBytes } from "../bytes.ts";
 import { type FuzzTarget, mutateBytes, type Prng } from "../_fuzz.ts";
-import { classifyPodError, DATA_CHANNEL, encodeData, PortForwardDecoder } from "./channel_frames.ts";
+import { classifyPodError } from "./errors.ts";
+import { DATA_CHANNEL, encodeData, PortForwardDecoder } from "./websocket/v4_frames.ts";
 import { SpdyProtocolError } from "./spdy/errors.ts";
 import {
   decodeFrame,

@@ -6,7 +6,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type WebSocket from "ws";
 import { KubeClient } from "../../kube/client.ts";
-import { encodeData, PORT_FORWARD_PROTOCOL, PortForwardDecoder } from "../channel_frames.ts";
+import { encodeData, PORT_FORWARD_PROTOCOL, PortForwardDecoder } from "../websocket/v4_frames.ts";
 import { PodPortError } from "../errors.ts";
 import {
   openSpdyPortForward,
@@ -262,8 +262,9 @@ for (const carrier of ["upgrade", "websocket"] satisfies SpdyCarrier[]) {
           async () => {
             const running = await pf.openPort(9000);
             const refused = await pf.openPort(81);
-            const text = await within(10_000, "the error text", refused.error);
-            assert.match(text ?? "", /port 81 .*connection refused/);
+            const error = await within(10_000, "the error text", refused.error);
+            assert.match(error?.message ?? "", /port 81 .*connection refused/);
+            assert.equal(error?.podGone, false);
             await assert.rejects(() => within(5_000, "the refused stream", readAll(refused.readable)));
             // a stream opened before and one opened after both still work
             const writer = running.writable.getWriter();
@@ -293,7 +294,7 @@ for (const carrier of ["upgrade", "websocket"] satisfies SpdyCarrier[]) {
             await deletePod(doomedPod);
             const reason = await within(20_000, "the connection to end", doomed.closed);
             assert.ok(reason instanceof PodPortError && reason.podGone, String(reason));
-            assert.match(await stream.error ?? "", /not found|not running/);
+            assert.match((await stream.error)?.message ?? "", /not found|not running/);
             await assert.rejects(() => within(5_000, "the broken stream", reader.read()));
             await assert.rejects(() => doomed.openPort(9000));
             assert.equal(doomed.usable, false);

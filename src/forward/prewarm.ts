@@ -1,53 +1,16 @@
-/** Upstream port-forward WebSockets to a pod: opening one, and keeping one prewarmed for the next connection. */
+/** Pod streams kept open to the current pod, so a new local connection skips the dial (WebSocket v4). */
 
-import type WebSocket from "ws";
-import type { KubeClient } from "../kube/client.ts";
 import type { Clock } from "../clock.ts";
 import { Backoff } from "../watch/backoff.ts";
-import { PORT_FORWARD_PROTOCOL, PortForwardDecoder } from "./channel_frames.ts";
+import { type PodDialer, PodPortError, type PodStream } from "../transport/mod.ts";
 import type { Endpoint } from "./picker.ts";
-import { keepAlive } from "./liveness.ts";
+import { watchLiveness } from "./liveness.ts";
 
-/** An open WebSocket to one pod port, with any messages that arrived before a connection took it. */
+/** An open stream to one pod port, with the pod's bytes that arrived before a connection took it. */
 export interface Upstream {
-  ws: WebSocket;
+  stream: PodStream;
   endpoint: Endpoint;
   early: Uint8Array[];
-}
-
-export type OpenUpstream = ((endpoint: Endpoint, signal: AbortSignal) => Promise<WebSocket>) & {
-  /** Set on openers that keep their own warm connections (the SPDY pool): Prewarm then only points them. */
-  readonly prewarmsItself?: SelfWarming;
-};
-
-/**
- * An opener that keeps warm connections itself. For SPDY the warm part is the connection, not the stream:
- * an idle SPDY connection has dialled nothing in the pod, one pool serves every port, and a stream on it
- * opens in one round trip.
- */
-export interface SelfWarming {
-  /** `owner` (one Prewarm per local port) now wants connections to this endpoint's pod, or none. */
-  warm(owner: object, endpoint: Endpoint | undefined): void;
-  /** Replaces the idle connections (after a suspend they are probably dead). */
-  renew(): void;
-  /** Forgets idle connections to a pod a connection found unusable. */
-  invalidate(pod: string): void;
-}
-
-/** Opens `pods/portforward` for one port over WebSocket v4 (needs RBAC create on pods/portforward). */
-export function portForwardOpener(client: KubeClient, namespace: string): OpenUpstream {
-  return (endpoint, signal) =>
-    client.openWebSocket(
-      `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${
-        encodeURIComponent(endpoint.pod)
-      }/portforward`,
-      {
-        query: { ports: String(endpoint.port) },
-        protocols: [PORT_FORWARD_PROTOCOL],
-        signal,
-        purpose: { verb: "create", resource: "pods/portforward", namespace, name: endpoint.pod },
-      },
-    );
 }
 
 /** A warm socket is pinged when idle this long; without a pong in WARM_PING_TIMEOUT_MS it is replaced. */
@@ -62,42 +25,15 @@ const HEALTHY_WARM_MS = 5_000;
  */
 const SERVER_FIRST_KEEP_MS = 2_000;
 
-/**
- * One opener until the server refuses it (`refused(error)`), then the next one for good: how `auto` walks
- * from the SPDY pool to WebSocket v4. The switch is reported once, after which warm connections are the
- * new opener's business (`prewarmsItself` follows the current opener).
- */
-export function autoOpener(
-  first: OpenUpstream,
-  next: () => OpenUpstream,
-  refused: (error: unknown) => boolean,
-  onSwitch?: () => void,
-): OpenUpstream {
-  let current = first;
-  let switched = false;
-  const open = async (endpoint: Endpoint, signal: AbortSignal) => {
-    try {
-      return await current(endpoint, signal);
-    } catch (error) {
-      if (switched || signal.aborted || !refused(error)) throw error;
-      switched = true;
-      current = next();
-      onSwitch?.();
-      return await current(endpoint, signal);
-    }
-  };
-  return Object.defineProperty(open, "prewarmsItself", { get: () => current.prewarmsItself }) as OpenUpstream;
-}
-
 function sameEndpoint(a: Endpoint | undefined, b: Endpoint | undefined): boolean {
   return a?.uid === b?.uid && a?.port === b?.port && a?.pod === b?.pod;
 }
 
 interface Warm {
   endpoint: Endpoint;
-  ws?: WebSocket;
-  /** Resolves once the socket is open and listened to (undefined when opening failed). */
-  opened: Promise<WebSocket | undefined>;
+  stream?: PodStream;
+  /** Resolves once the stream is open and listened to (undefined when opening failed). */
+  opened: Promise<PodStream | undefined>;
   early: Uint8Array[];
   abort: AbortController;
   dispose(): void;
@@ -121,7 +57,7 @@ export type ColdReason = "server-speaks-first" | "server-closes-idle";
  * backoff, so an app that closes idle connections does not cause a reconnect storm.
  */
 export class Prewarm {
-  readonly #open: OpenUpstream;
+  readonly #open: PodDialer;
   readonly #backoff: Backoff;
   readonly #clock: Clock;
   readonly #signal: AbortSignal;
@@ -135,7 +71,7 @@ export class Prewarm {
   readonly #onCold?: (reason: ColdReason) => void;
 
   constructor(
-    open: OpenUpstream,
+    open: PodDialer,
     options: { clock: Clock; signal: AbortSignal; size?: number; onCold?: (reason: ColdReason) => void },
   ) {
     this.#onCold = options.onCold;
@@ -164,17 +100,17 @@ export class Prewarm {
    */
   async take(endpoint: Endpoint): Promise<Upstream | undefined> {
     if (this.#open.prewarmsItself) return undefined;
-    const open = this.#pool.find((w) => w.ws?.readyState === 1 && sameEndpoint(w.endpoint, endpoint));
-    const warm = open ?? this.#pool.find((w) => !w.ws && sameEndpoint(w.endpoint, endpoint));
+    const open = this.#pool.find((w) => w.stream?.open && sameEndpoint(w.endpoint, endpoint));
+    const warm = open ?? this.#pool.find((w) => !w.stream && sameEndpoint(w.endpoint, endpoint));
     if (!warm) return undefined;
     this.#pool = this.#pool.filter((w) => w !== warm);
     this.#want = this.#size;
     // refill after this connection's first bytes are on their way: opening a socket costs ~1.5 ms of CPU
-    setTimeout(() => this.#fill(), 0);
-    const ws = await warm.opened;
+    this.#clock.sleep(0, this.#signal).then(() => this.#fill(), () => {});
+    const stream = await warm.opened;
     warm.dispose();
-    if (!ws || ws.readyState !== 1) return undefined;
-    return { ws, endpoint: warm.endpoint, early: warm.early };
+    if (!stream?.open) return undefined;
+    return { stream, endpoint: warm.endpoint, early: warm.early };
   }
 
   /** Set once the server showed it does not want idle connections; the port is then dialled on demand. */
@@ -213,37 +149,35 @@ export class Prewarm {
     const abort = new AbortController();
     const onStop = () => abort.abort();
     this.#signal.addEventListener("abort", onStop, { once: true });
-    let stopPinging = () => {};
+    let stopWatching = () => {};
     let openedAt = Infinity;
-    // peeks at what arrives before any client owns the socket; the tunnel decodes `early` itself later
-    const peek = new PortForwardDecoder();
-    let sawError = false;
     let pingTimedOut = false;
-    const onMessage = (data: Uint8Array) => {
-      warm.early.push(data);
-      const frame = peek.decode(data);
-      if (frame?.kind === "error") sawError = true;
-      if (frame?.kind === "data" && !this.#cold) {
-        this.#goCold("server-speaks-first");
-        // the greeting is fresh: a client that arrives now still gets it in time
-        const keep = new AbortController();
-        abort.signal.addEventListener("abort", () => keep.abort(), { once: true });
-        this.#clock.sleep(SERVER_FIRST_KEEP_MS, keep.signal).then(() => {
-          if (!this.#pool.includes(warm)) return;
-          this.#pool = this.#pool.filter((w) => w !== warm);
-          this.#discard(warm);
-        }, () => {});
-      }
+    let disposed = false;
+    // holds what arrives before any client owns the stream; the taker gets it as `early`
+    const onData = (chunk: Uint8Array) => {
+      warm.early.push(chunk);
+      if (this.#cold) return;
+      this.#goCold("server-speaks-first");
+      // the greeting is fresh: a client that arrives now still gets it in time
+      const keep = new AbortController();
+      abort.signal.addEventListener("abort", () => keep.abort(), { once: true });
+      this.#clock.sleep(SERVER_FIRST_KEEP_MS, keep.signal).then(() => {
+        if (!this.#pool.includes(warm)) return;
+        this.#pool = this.#pool.filter((w) => w !== warm);
+        this.#discard(warm);
+      }, () => {});
     };
-    const onClose = () => {
+    const onClosed = (error: Error | undefined) => {
+      if (disposed) return;
       warm.dispose();
       const lived = this.#clock.now() - openedAt;
-      // a socket that lived a while was healthy: the next failure starts the backoff small again
+      // a stream that lived a while was healthy: the next failure starts the backoff small again
       if (lived >= HEALTHY_WARM_MS) this.#backoff.reset();
       if (this.#pool.includes(warm)) {
         this.#pool = this.#pool.filter((w) => w !== warm);
         // the server hung up on a healthy idle connection that nobody used: it does not want them
-        if (lived >= HEALTHY_WARM_MS && !sawError && !pingTimedOut) this.#goCold("server-closes-idle");
+        const kubeletSaidWhy = error instanceof PodPortError;
+        if (lived >= HEALTHY_WARM_MS && !kubeletSaidWhy && !pingTimedOut) this.#goCold("server-closes-idle");
         this.#scheduleRetry();
       }
     };
@@ -251,18 +185,18 @@ export class Prewarm {
       endpoint,
       early: [],
       abort,
-      opened: this.#open(endpoint, abort.signal).then((ws) => {
-        warm.ws = ws;
-        ws.on("message", onMessage);
-        ws.on("close", onClose);
-        ws.on("error", onClose);
-        stopPinging = keepAlive(ws, {
+      opened: this.#open(endpoint, abort.signal).then((stream) => {
+        warm.stream = stream;
+        stream.receive(onData);
+        stream.closed.then(onClosed);
+        stopWatching = watchLiveness(stream, {
+          clock: this.#clock,
           idleMs: WARM_PING_IDLE_MS,
           timeoutMs: WARM_PING_TIMEOUT_MS,
           onTimeout: () => pingTimedOut = true,
         });
         openedAt = this.#clock.now();
-        return ws;
+        return stream;
       }, () => {
         if (this.#pool.includes(warm)) {
           this.#pool = this.#pool.filter((w) => w !== warm);
@@ -271,11 +205,11 @@ export class Prewarm {
         return undefined;
       }),
       dispose: () => {
-        stopPinging();
+        disposed = true;
+        stopWatching();
         this.#signal.removeEventListener("abort", onStop);
-        warm.ws?.off("message", onMessage);
-        warm.ws?.off("close", onClose);
-        warm.ws?.off("error", onClose);
+        // the taker receives from now on; until it does, the stream holds what comes
+        warm.stream?.receive(undefined);
       },
     };
     return warm;
@@ -300,7 +234,7 @@ export class Prewarm {
   #discard(warm: Warm): void {
     warm.dispose();
     warm.abort.abort();
-    warm.opened.then((ws) => ws?.terminate());
+    warm.opened.then((stream) => stream?.reset());
   }
 
   #drop(): void {

@@ -1,14 +1,11 @@
 /** Port-forwarding over one SPDY/3.1 connection to a pod: each local connection is a pair of streams. */
 
-import { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
-import type WebSocket from "ws";
-import { concatBytes } from "../../bytes.ts";
 import type { KubeClient } from "../../kube/client.ts";
 import { ApiError } from "../../kube/errors.ts";
-import { classifyPodError } from "../channel_frames.ts";
-import { PodPortError } from "../errors.ts";
+import { podErrorFromText, type PodPortError } from "../errors.ts";
 import { SpdyConnection, type SpdyStream } from "./connection.ts";
+import { WebSocketCarrier } from "./websocket_carrier.ts";
 
 /** The subprotocol the kubelet's SPDY port-forward handler speaks (`X-Stream-Protocol-Version`). */
 export const SPDY_PORT_FORWARD_PROTOCOL = "portforward.k8s.io";
@@ -51,8 +48,8 @@ export interface PortStream {
   readable: ReadableStream<Uint8Array>;
   /** Bytes to the pod; close() is a half-close (FIN): the pod sees EOF and can still answer. */
   writable: WritableStream<Uint8Array>;
-  /** The kubelet's error-stream text once that stream ends (e.g. connection refused), else undefined. */
-  error: Promise<string | undefined>;
+  /** What the kubelet's error stream said once it ended (e.g. connection refused), else undefined. */
+  error: Promise<PodPortError | undefined>;
   /** Drops the connection at once (RST on both streams). */
   reset(): void;
 }
@@ -107,11 +104,11 @@ export class SpdyPortForwardConnection {
       throw error;
     }
     const error = readErrorText(errorStream).then((text) => {
-      if (text !== undefined && classifyPodError(text) === "pod-gone") {
-        // every later stream would fail the same way: end the connection so its owner picks another pod
-        this.#connection.destroy(new PodPortError(this.pod, text.trim(), true));
-      }
-      return text;
+      if (text === undefined) return undefined;
+      const error = podErrorFromText(this.pod, text);
+      // every later stream would fail the same way: end the connection so its owner picks another pod
+      if (error.podGone) this.#connection.destroy(error);
+      return error;
     });
     return {
       readable: dataStream.readable,
@@ -216,97 +213,7 @@ async function openTunnel(
     timeoutMs: options.timeoutMs,
     purpose: { verb: "create", resource: "pods/portforward", namespace, name: pod },
   });
-  return new WebSocketBytes(ws) as unknown as Duplex;
-}
-
-/** Bytes handed to the WebSocket and not yet written, past which write() asks the SPDY session to wait. */
-const TUNNEL_HIGH_WATER = 1 << 20;
-/** Frames written in one tick are joined into one message up to this size (bigger ones go as they are). */
-const TUNNEL_JOIN_LIMIT = 16 * 1024;
-
-/**
- * The part of a Node socket the SPDY session uses, over a WebSocket whose binary messages carry the bytes.
- * Why not ws's createWebSocketStream: it adds a stream buffer per direction and sends each SPDY frame as
- * its own message (own TLS record); here the frames of one tick (two SYN_STREAMs and the first DATA of a
- * new connection) leave as one message, and pause() reaches ws (and the TLS gate below it) directly.
- */
-class WebSocketBytes extends EventEmitter {
-  readonly #ws: WebSocket;
-  #pending: Uint8Array[] = [];
-  #pendingBytes = 0;
-  #scheduled = false;
-  #inFlight = 0;
-  #needDrain = false;
-  #closed = false;
-
-  constructor(ws: WebSocket) {
-    super();
-    this.#ws = ws;
-    ws.on("message", (data: Uint8Array) => this.emit("data", data));
-    ws.on("close", () => this.#onClose());
-    ws.on("error", (error: Error) => {
-      if (!this.#closed) this.emit("error", error);
-    });
-  }
-
-  write(bytes: Uint8Array): boolean {
-    if (this.#closed) return false;
-    this.#pending.push(bytes);
-    this.#pendingBytes += bytes.length;
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      queueMicrotask(() => this.#flush());
-    }
-    const ok = this.#inFlight + this.#pendingBytes < TUNNEL_HIGH_WATER;
-    if (!ok) this.#needDrain = true;
-    return ok;
-  }
-
-  pause(): void {
-    this.#ws.pause();
-  }
-
-  resume(): void {
-    this.#ws.resume();
-  }
-
-  /** Flushes what is queued, then a clean WebSocket close; `callback` once it is closed. */
-  end(callback?: () => void): void {
-    this.#flush();
-    if (callback) this.once("close", callback);
-    this.#ws.close(1000);
-  }
-
-  destroy(): void {
-    this.#ws.terminate();
-  }
-
-  #flush(): void {
-    this.#scheduled = false;
-    if (this.#pending.length === 0 || this.#closed) return;
-    const chunks = this.#pending;
-    const bytes = this.#pendingBytes;
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    const messages = chunks.length > 1 && bytes <= TUNNEL_JOIN_LIMIT ? [concatBytes(chunks)] : chunks;
-    for (const message of messages) {
-      this.#inFlight += message.length;
-      // send(data, callback): the part of ws's interface that kf's native-TLS WebSocket implements too
-      this.#ws.send(message, () => {
-        this.#inFlight -= message.length;
-        if (this.#needDrain && this.#inFlight + this.#pendingBytes <= TUNNEL_HIGH_WATER / 2) {
-          this.#needDrain = false;
-          this.emit("drain");
-        }
-      });
-    }
-  }
-
-  #onClose(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.emit("close");
-  }
+  return new WebSocketCarrier(ws) as unknown as Duplex;
 }
 
 /**

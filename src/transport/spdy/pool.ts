@@ -15,19 +15,17 @@
  * that keeps refusing does not cause a storm.
  */
 
-import type WebSocket from "ws";
 import { type Clock, systemClock } from "../../clock.ts";
 import type { KubeClient } from "../../kube/client.ts";
 import { Backoff } from "../../watch/backoff.ts";
-import type { Endpoint } from "../picker.ts";
-import type { OpenUpstream, SelfWarming } from "../upstream.ts";
+import type { PodDialer, PodPort, PodStream, SelfWarming } from "../pod_stream.ts";
 import {
   openSpdyPortForward,
   type SpdyCarrier,
   type SpdyPortForwardConnection,
   tunnelRefused,
 } from "./port_forward.ts";
-import { SpdyStreamSocket } from "./stream_socket.ts";
+import { SpdyPodStream } from "./pod_stream.ts";
 
 /** A connection's upgrade unanswered this long has failed (the waiting local connection dials again). */
 const DIAL_TIMEOUT_MS = 10_000;
@@ -79,7 +77,7 @@ export class SpdyPool implements SelfWarming {
   #carrier: SpdyCarrier;
   #entries: Pooled[] = [];
   /** The endpoint each prewarm (one per local port) points at: their pods get spares. */
-  readonly #wanted = new Map<object, Endpoint | undefined>();
+  readonly #wanted = new Map<object, PodPort | undefined>();
   #retry?: AbortController;
   #sweep?: AbortController;
   /** The server refused SPDY altogether: no more spares. */
@@ -127,14 +125,14 @@ export class SpdyPool implements SelfWarming {
     return this.#carrier;
   }
 
-  /** The OpenUpstream the forward uses; it carries this pool as its `prewarmsItself`. */
-  opener(): OpenUpstream {
-    const open = (endpoint: Endpoint, signal: AbortSignal) => this.open(endpoint, signal);
+  /** The PodDialer the forward uses; it carries this pool as its `prewarmsItself`. */
+  dialer(): PodDialer {
+    const open = (target: PodPort, signal: AbortSignal) => this.open(target, signal);
     return Object.assign(open, { prewarmsItself: this as SelfWarming });
   }
 
   /** A stream pair to the endpoint's port on a pooled connection (opened now when none is free). */
-  async open(endpoint: Endpoint, signal: AbortSignal): Promise<WebSocket> {
+  async open(endpoint: PodPort, signal: AbortSignal): Promise<PodStream> {
     // a warm connection may have died unnoticed (its end is seen a little later): one more try on a new one
     for (let attempt = 0;; attempt++) {
       signal.throwIfAborted();
@@ -156,7 +154,7 @@ export class SpdyPool implements SelfWarming {
           if (!clean) connection.destroy();
           this.#release(entry);
         };
-        return new SpdyStreamSocket(connection, stream, endpoint.port, release) as unknown as WebSocket;
+        return new SpdyPodStream(connection, stream, { onDone: release, clock: this.#clock });
       } catch (error) {
         this.#release(entry);
         if (signal.aborted || !claimed || entry.connection?.usable) throw error;
@@ -164,7 +162,7 @@ export class SpdyPool implements SelfWarming {
     }
   }
 
-  warm(owner: object, endpoint: Endpoint | undefined): void {
+  warm(owner: object, endpoint: PodPort | undefined): void {
     this.#wanted.set(owner, endpoint);
     const wanted = this.#wantedUids();
     for (const uid of this.#used) if (!wanted.has(uid)) this.#used.delete(uid);
@@ -199,7 +197,7 @@ export class SpdyPool implements SelfWarming {
     return best;
   }
 
-  #add(endpoint: Endpoint, active: number): Pooled {
+  #add(endpoint: PodPort, active: number): Pooled {
     const entry: Pooled = {
       uid: endpoint.uid,
       pod: endpoint.pod,
@@ -343,6 +341,6 @@ export function spdyRefused(error: unknown): boolean {
 }
 
 /** SPDY port-forwarding through a per-pod pool of connections, see SpdyPool. */
-export function spdyOpener(client: KubeClient, namespace: string, options: SpdyPoolOptions): OpenUpstream {
-  return new SpdyPool(client, namespace, options).opener();
+export function spdyDialer(client: KubeClient, namespace: string, options: SpdyPoolOptions): PodDialer {
+  return new SpdyPool(client, namespace, options).dialer();
 }

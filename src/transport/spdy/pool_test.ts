@@ -3,7 +3,7 @@ import type { KubeClient } from "../../kube/client.ts";
 import { ApiError } from "../../kube/errors.ts";
 import type { Clock } from "../../clock.ts";
 import { FakeClock } from "../../watch/_testing.ts";
-import type { Endpoint } from "../picker.ts";
+import type { PodPort } from "../pod_stream.ts";
 import type { PortStream, SpdyCarrier, SpdyPortForwardConnection } from "./port_forward.ts";
 import { SpdyPool } from "./pool.ts";
 
@@ -51,8 +51,8 @@ class FakeConnection {
   }
 }
 
-const pod1: Endpoint = { pod: "echo-1", uid: "u1", port: 8080 } as Endpoint;
-const pod2: Endpoint = { pod: "echo-2", uid: "u2", port: 8080 } as Endpoint;
+const pod1: PodPort = { pod: "echo-1", uid: "u1", port: 8080 };
+const pod2: PodPort = { pod: "echo-2", uid: "u2", port: 8080 };
 const settle = async () => {
   for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 0));
 };
@@ -99,8 +99,8 @@ Deno.test("the pool keeps one spare to a new pod and two once it is used; each l
   const used = dialled.filter((c) => c.streams.length > 0);
   assert.equal(used.length, 2, "two local connections, two SPDY connections");
   assert.equal(dialled.length, 4, "two spares once the pod is in use");
-  a.terminate();
-  b.terminate();
+  a.reset();
+  b.reset();
   abort.abort();
 });
 
@@ -109,8 +109,8 @@ Deno.test("a connection the pod finished cleanly carries the next local connecti
   pool.warm(owner, pod1);
   await settle();
   const first = await pool.open(pod1, abort.signal);
-  const closed = new Promise((resolve) => first.once("close", resolve));
-  first.on("message", () => {});
+  const closed = first.closed;
+  first.receive(() => {});
   await settle();
   const carrier = dialled.find((c) => c.streams.length === 1)!;
   carrier.streams[0].finish();
@@ -122,7 +122,7 @@ Deno.test("a connection the pod finished cleanly carries the next local connecti
   await settle();
   assert.equal(carrier.streams.length, 2, "the same SPDY connection carried both, one after the other");
   assert.equal(dialled.length, before, "no dial: two idle spares remain");
-  second.terminate();
+  second.reset();
   await settle();
   const cut = dialled.find((c) => c.closedBy === "destroy");
   assert.ok(cut, "the connection of the cut stream was destroyed, not reused");
@@ -134,7 +134,7 @@ Deno.test("a pod that is no longer picked loses its idle connections at once and
   pool.warm(owner, pod1);
   await settle();
   const busy = await pool.open(pod1, abort.signal);
-  busy.on("message", () => {});
+  busy.receive(() => {});
   await settle();
   pool.warm(owner, pod2);
   await settle();
@@ -142,7 +142,7 @@ Deno.test("a pod that is no longer picked loses its idle connections at once and
   const busyConnection = toPod1.find((c) => c.streams.length === 1)!;
   assert.deepEqual(toPod1.filter((c) => c !== busyConnection).map((c) => c.closedBy), ["close", "close"]);
   assert.equal(busyConnection.closedBy, undefined, "the busy one still serves its client");
-  const ended = new Promise((resolve) => busy.once("close", resolve));
+  const ended = busy.closed;
   busyConnection.streams[0].finish();
   await ended;
   await settle();
@@ -157,7 +157,7 @@ Deno.test("idle connections beyond the spares are closed after 30 s idle, the sp
   pool.warm(owner, pod1);
   await settle();
   const sockets = await Promise.all(Array.from({ length: 5 }, () => pool.open(pod1, abort.signal)));
-  for (const socket of sockets) socket.on("message", () => {});
+  for (const socket of sockets) socket.receive(() => {});
   await settle();
   const busy = dialled.filter((c) => c.streams.length === 1);
   assert.equal(busy.length, 5);
@@ -180,7 +180,7 @@ Deno.test("a refused tunnel switches to the SPDY upgrade once, and reports it", 
   assert.deepEqual(carriers, ["upgrade"]);
   assert.ok(dialled.length > 0 && dialled.every((c) => c.carrier === "upgrade"));
   assert.equal(pool.carrier, "upgrade");
-  socket.terminate();
+  socket.reset();
   abort.abort();
 });
 

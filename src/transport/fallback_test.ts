@@ -1,0 +1,34 @@
+import assert from "node:assert/strict";
+import { MemoryPodStream } from "./_testing.ts";
+import { fallbackDialer } from "./fallback.ts";
+import type { PodDialer, PodPort } from "./pod_stream.ts";
+
+const target: PodPort = { pod: "db-1", uid: "u1", port: 3306 };
+
+Deno.test("the fallback walks to the next dialer once when the first is refused, and then stays there", async () => {
+  const calls: string[] = [];
+  const refusal = new Error("refused");
+  const first: PodDialer = () => {
+    calls.push("websocket");
+    return Promise.reject(refusal);
+  };
+  const next: PodDialer = () => {
+    calls.push("spdy");
+    return Promise.resolve(new MemoryPodStream());
+  };
+  let switches = 0;
+  const dial = fallbackDialer(first, () => next, (error) => error === refusal, () => switches++);
+  const signal = new AbortController().signal;
+  await dial(target, signal);
+  await dial(target, signal);
+  assert.deepEqual(calls, ["websocket", "spdy", "spdy"]);
+  assert.equal(switches, 1);
+});
+
+Deno.test("the fallback does not switch on failures that are not a refusal (the pod vanished, a timeout)", async () => {
+  const other = new Error("timeout");
+  const dial = fallbackDialer(() => Promise.reject(other), () => {
+    throw new Error("must not switch");
+  }, () => false);
+  await assert.rejects(() => dial(target, new AbortController().signal), (error) => error === other);
+});
