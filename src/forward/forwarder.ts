@@ -104,9 +104,10 @@ export class Forward {
   }
 
   /**
-   * How upstreams are opened, per the spec's transport. `auto` walks the chain SPDY tunnelled in a WebSocket
-   * -> the legacy SPDY upgrade (the tunnel refused: an older server, a proxy, RBAC without `get`) -> one
-   * WebSocket v4 per connection (SPDY refused altogether); each step is taken once and for good.
+   * How pod streams are opened, per the spec's transport: `websocket` is one WebSocket v4 per connection;
+   * `spdy` is the SPDY pool (tunnelled in a WebSocket, then the legacy upgrade once the tunnel is refused:
+   * an older server, a proxy, RBAC without `get`); `auto` is v4 until RBAC refuses it, then the pool. Each
+   * step is taken once and for good.
    */
   #opener(transport: Transport): PodDialer {
     const websocket = this.#observed(webSocketDialer(this.#deps.client, this.namespace, this.#deps.clock));
@@ -338,8 +339,8 @@ export class Forward {
       acquire,
       onPodFailed,
       onPingTimeout: () => this.#deps.health?.suspect("a connection's ping went unanswered"),
-      // SPDY keeps its connection busy with pings, which the kubelet's SPDY idle timer counts
-      keepAliveMs: this.#transport === "websocket" ? this.#keepAliveMs : undefined,
+      // only streams with keepAlive() send anything (v4); SPDY's own pings keep the kubelet's idle timer happy
+      keepAliveMs: this.#keepAliveMs,
     };
     let carrier: Tunnel | HttpConnection;
     if (protocol === "tcp") {
