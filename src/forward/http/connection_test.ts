@@ -1,0 +1,178 @@
+/** HttpConnection over in-memory pod streams, with a real loopback client: the replay rules of issue #9. */
+
+import assert from "node:assert/strict";
+import { systemClock } from "../../clock.ts";
+import { MemoryPodStream } from "../../transport/_testing.ts";
+import { PodPortError } from "../../transport/mod.ts";
+import type { Upstream } from "../prewarm.ts";
+import { HttpConnection, type RequestLogEntry } from "./connection.ts";
+
+const encode = (value: string) => new TextEncoder().encode(value);
+const ok = (body: string) => `HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+
+/** A client connection to an HttpConnection whose streams come from `next()` (a new stream per acquire). */
+async function harness(pods: string[] = ["pod-a", "pod-b", "pod-c", "pod-d"]) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const connecting = Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+  const local = await listener.accept();
+  const client = await connecting;
+  listener.close();
+  const streams: MemoryPodStream[] = [];
+  const excluded: string[][] = [];
+  const requests: RequestLogEntry[] = [];
+  const abort = new AbortController();
+  const connection = new HttpConnection({
+    local,
+    counters: { bytesIn: 0, bytesOut: 0 },
+    signal: abort.signal,
+    clock: systemClock,
+    choose: (exclude) => pods.find((p) => !exclude.has(p)),
+    acquire: (exclude): Promise<Upstream> => {
+      excluded.push([...exclude]);
+      const pod = pods.find((p) => !exclude.has(p));
+      if (!pod) return Promise.reject(new Error("no ready pod"));
+      const stream = new MemoryPodStream(pod);
+      streams.push(stream);
+      return Promise.resolve({ stream, endpoint: { pod, uid: pod, port: 80 }, early: [] });
+    },
+    onRequest: (entry) => requests.push(entry),
+  });
+  const result = connection.run();
+  const reader = client.readable.getReader();
+  let buffered = "";
+  /** Reads until `count` complete responses (Content-Length framed) arrived; returns them. */
+  const responses = async (count: number): Promise<string[]> => {
+    const out: string[] = [];
+    while (out.length < count) {
+      const end = buffered.indexOf("\r\n\r\n");
+      if (end >= 0) {
+        const length = Number(/content-length: (\d+)/i.exec(buffered.slice(0, end))?.[1] ?? 0);
+        if (buffered.length >= end + 4 + length) {
+          out.push(buffered.slice(0, end + 4 + length));
+          buffered = buffered.slice(end + 4 + length);
+          continue;
+        }
+      }
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`closed after ${out.length} responses`);
+      buffered += new TextDecoder().decode(value);
+    }
+    return out;
+  };
+  const stop = async () => {
+    reader.releaseLock();
+    client.close();
+    abort.abort();
+    await result;
+  };
+  return { client, streams, excluded, requests, responses, stop, result };
+}
+
+async function until(check: () => boolean, what: string, ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+Deno.test("HTTP: a keep-alive connection whose pod stream died between requests sends the next one to a new stream", async () => {
+  const h = await harness();
+  try {
+    await h.client.write(encode("GET /one HTTP/1.1\r\nHost: x\r\n\r\n"));
+    await until(() => h.streams[0]?.writtenText().includes("GET /one"), "the first request");
+    h.streams[0].podSends(ok("one"));
+    assert.match((await h.responses(1))[0], /one$/);
+    h.streams[0].podFails(new PodPortError("pod-a", "pod not found", true));
+    await until(() => !h.streams[0].open, "the stream to end");
+    await h.client.write(encode("GET /two HTTP/1.1\r\nHost: x\r\n\r\n"));
+    await until(
+      () => h.streams[1]?.writtenText() === "GET /two HTTP/1.1\r\nHost: x\r\n\r\n",
+      "the second stream",
+    );
+    h.streams[1].podSends(ok("two"));
+    assert.match((await h.responses(1))[0], /^HTTP\/1.1 200 OK[\s\S]*two$/);
+    assert.deepEqual(h.requests.map((r) => [r.path, r.status]), [["/one", 200], ["/two", 200]]);
+  } finally {
+    await h.stop();
+  }
+});
+
+Deno.test("HTTP: a GET whose pod goes away before the response is resent to another pod, unnoticed", async () => {
+  const h = await harness();
+  try {
+    await h.client.write(encode("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
+    await until(() => h.streams[0]?.writtenText().includes("GET /slow"), "the request");
+    h.streams[0].podFails(new PodPortError("pod-a", "pod not found", true));
+    await until(() => h.streams[1]?.writtenText().includes("GET /slow"), "the resend");
+    assert.ok(h.excluded[1].includes("pod-a"), "the resend avoids the pod that went away");
+    h.streams[1].podSends(ok("done"));
+    assert.match((await h.responses(1))[0], /200 OK[\s\S]*done$/);
+  } finally {
+    await h.stop();
+  }
+});
+
+Deno.test("HTTP: a POST without Idempotency-Key is never resent: kf answers 502 and names itself", async () => {
+  const h = await harness();
+  try {
+    await h.client.write(encode("POST /pay HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"));
+    await until(() => h.streams[0]?.writtenText().endsWith("hi"), "the POST");
+    h.streams[0].podFails(new PodPortError("pod-a", "pod not found", true));
+    const [response] = await h.responses(1);
+    assert.match(response, /^HTTP\/1.1 502 Bad Gateway/);
+    assert.match(response, /X-Kf-Error: pod-went-away/i);
+    assert.match(response, /Via: 1.1 kf/i);
+    assert.match(response, /went away mid-request/);
+    assert.ok(h.streams.slice(1).every((s) => !s.writtenText().includes("POST")), "not sent anywhere else");
+  } finally {
+    await h.stop();
+  }
+});
+
+Deno.test("HTTP: a POST with an Idempotency-Key is resent when its pod goes away before answering", async () => {
+  const h = await harness();
+  try {
+    await h.client.write(
+      encode("POST /pay HTTP/1.1\r\nHost: x\r\nIdempotency-Key: k1\r\nContent-Length: 2\r\n\r\nhi"),
+    );
+    await until(() => h.streams[0]?.writtenText().endsWith("hi"), "the POST");
+    h.streams[0].podFails(new Error("socket hang up"));
+    await until(() => h.streams[1]?.writtenText().endsWith("hi"), "the resend");
+    h.streams[1].podSends(ok("paid"));
+    assert.match((await h.responses(1))[0], /200 OK[\s\S]*paid$/);
+  } finally {
+    await h.stop();
+  }
+});
+
+Deno.test("HTTP: a response already started is cut when its pod goes away (nothing can be redone)", async () => {
+  const h = await harness();
+  try {
+    await h.client.write(encode("GET /big HTTP/1.1\r\nHost: x\r\n\r\n"));
+    await until(() => h.streams[0]?.writtenText().includes("GET /big"), "the request");
+    h.streams[0].podSends("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial");
+    h.streams[0].podFails(new PodPortError("pod-a", "pod not found", true));
+    const outcome = await h.result;
+    assert.ok(outcome.error instanceof PodPortError);
+    assert.equal(h.streams.length, 1, "no second pod");
+  } finally {
+    await h.stop();
+  }
+});
+
+Deno.test("HTTP: pipelined requests go out in order on one stream and their answers come back in order", async () => {
+  const h = await harness();
+  try {
+    await h.client.write(encode("GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n"));
+    await until(() => h.streams[0]?.writtenText().includes("GET /2"), "both requests");
+    assert.ok(h.streams[0].writtenText().indexOf("GET /1") < h.streams[0].writtenText().indexOf("GET /2"));
+    h.streams[0].podSends(ok("first") + ok("second"));
+    const answers = await h.responses(2);
+    assert.match(answers[0], /first$/);
+    assert.match(answers[1], /second$/);
+    assert.equal(h.streams.length, 1);
+  } finally {
+    await h.stop();
+  }
+});
