@@ -68,6 +68,8 @@ if (values.compile) {
         "--quiet",
         "-A",
         "--no-config",
+        // the same V8 flag as the bin/kf launcher (see there why)
+        "--v8-flags=--max-semi-space-size=1",
         ...(target ? ["--target", target] : []),
         "--output",
         join(out, name),

@@ -26,6 +26,23 @@ export function rssBytes(pid: number): number {
   }
 }
 
+/**
+ * VmRSS split as the kernel counts it (bytes; 0 when the process is gone): `anon` are private pages (the JS
+ * heap, malloc, stacks), `file` are pages of mapped files (for kf mostly the Deno executable, shared with
+ * every other Deno process and reclaimable), `shmem` shared memory.
+ */
+export function rssParts(pid: number): { rss: number; anon: number; file: number; shmem: number } {
+  let status = "";
+  try {
+    status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  } catch {
+    // gone: all zero
+  }
+  const kib = (field: string) =>
+    Number(status.match(new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, "m"))?.[1] ?? 0) * 1024;
+  return { rss: kib("VmRSS"), anon: kib("RssAnon"), file: kib("RssFile"), shmem: kib("RssShmem") };
+}
+
 /** utime + stime of the process in seconds (fields 14 and 15 of /proc/<pid>/stat); 0 when it is gone. */
 export function cpuSeconds(pid: number, ticks: number): number {
   try {

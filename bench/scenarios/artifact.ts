@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { Ctx } from "../lib/context.ts";
 import { REPO } from "../lib/cluster.ts";
 import { Proc, run, sleep } from "../lib/proc.ts";
-import { rssBytes } from "../lib/procfs.ts";
+import { rssParts } from "../lib/procfs.ts";
 import type { Row, ScenarioResult } from "../lib/report.ts";
 import { median } from "../lib/stats.ts";
 
@@ -97,12 +97,36 @@ export async function artifact(ctx: Ctx): Promise<Omit<ScenarioResult, "seconds"
       try {
         await proc.waitFor(/ ready pod=/, 60_000);
         await sleep(3_000);
-        add(`${form} idle rss`, rssBytes(proc.pid) / 2 ** 20);
+        const rss = rssParts(proc.pid);
+        add(`${form} idle rss`, rss.rss / 2 ** 20);
+        add(`${form} idle rss file`, rss.file / 2 ** 20);
+        add(`${form} idle rss anon`, rss.anon / 2 ** 20);
       } finally {
         await proc.stop(3_000);
       }
     }
   }
+  // The floor under kf's figure, on the same Deno: an idle program that only waits on a timer, and one that
+  // also loads Deno's Node compatibility layer, as any program using npm packages does
+  const floors = {
+    bare: "",
+    node: 'import "node:process";\n',
+  };
+  for (let rep = 0; rep < ctx.options.reps; rep++) {
+    for (const [name, imports] of Object.entries(floors)) {
+      const file = join(stateDir, `floor-${name}.js`);
+      Deno.writeTextFileSync(file, `${imports}console.log("ready");\nsetInterval(() => {}, 60_000);\n`);
+      const proc = new Proc(name, Deno.execPath(), ["run", "--no-config", "--no-lock", file], env);
+      try {
+        await proc.waitFor(/^ready$/, 30_000);
+        await sleep(3_000);
+        add(`floor ${name} rss`, rssParts(proc.pid).rss / 2 ** 20);
+      } finally {
+        await proc.stop(3_000);
+      }
+    }
+  }
+
   ctx.log(
     `  bundle ${(bundleBytes / 1e6).toFixed(2)} MB; installed --version ${
       median(samples["installed version ms"]).toFixed(0)
@@ -135,6 +159,19 @@ export async function artifact(ctx: Ctx): Promise<Omit<ScenarioResult, "seconds"
         : `from source (deno run main.ts): ${fromSource.toFixed(1)} ${unit}`,
     };
   };
+  const floorRow = (metric: string, name: string): Row | undefined => {
+    const values = samples[`floor ${name} rss`];
+    if (!values?.length) return undefined;
+    return {
+      scenario: 10,
+      metric,
+      unit: "MiB",
+      better: "lower",
+      values: { kf: median(values) },
+      samples: { kf: values },
+      note: "the Deno of the installed kf, 3 s after start: the part of kf's figure that no kf code causes",
+    };
+  };
   const rows = [
     {
       scenario: 10,
@@ -155,6 +192,13 @@ export async function artifact(ctx: Ctx): Promise<Omit<ScenarioResult, "seconds"
       text: "<= 60 MiB",
       limit: 60.001,
     }),
+    row("  of which file pages (RssFile: the Deno executable, code cache; shared)", "idle rss file", "MiB"),
+    row("  of which private memory (RssAnon: JS heap, malloc, stacks)", "idle rss anon", "MiB"),
+    floorRow("floor: an idle Deno program (a timer), RSS", "bare"),
+    floorRow(
+      'floor: an idle Deno program that imports "node:process" (Node compatibility loaded), RSS',
+      "node",
+    ),
   ].filter((r): r is Row => r !== undefined);
   return {
     id: 10,
@@ -163,7 +207,8 @@ export async function artifact(ctx: Ctx): Promise<Omit<ScenarioResult, "seconds"
       "`npm install -g --prefix TMP .` (bin/kf launcher: the bundle dist/main.js on the pinned Deno) vs " +
       "`deno run -A main.ts`, alternating; wall time of the whole command (spawn to exit) and peak RSS (GNU " +
       "time %M) of `kf --version` and `kf ps` with an empty state dir; VmRSS of `kf forward svc/echo 0:80` 3 s " +
-      "after it reported ready",
+      "after it reported ready (with its RssFile/RssAnon split from the same /proc/PID/status), and of two idle " +
+      "programs on the same Deno as a floor",
     reps: runs,
     rows,
     notes: [
@@ -171,6 +216,8 @@ export async function artifact(ctx: Ctx): Promise<Omit<ScenarioResult, "seconds"
         Deno.loadavg()[0].toFixed(1)
       } on ${navigator.hardwareConcurrency} CPUs); the CPU times less so`,
       "RSS counts the pages of the Deno executable a process touched (shared between all kf processes)",
+      "V8's memory reducer first runs about 30 s after start: a forward idle for a minute holds ~3 MiB less " +
+      "private memory than at ready + 3 s",
     ],
   };
 }
