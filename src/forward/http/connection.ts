@@ -250,7 +250,8 @@ export class HttpConnection {
         if (wantsClose(head)) this.#closeAfter = true;
         // the bytes after it are of another protocol or of the next request: reads wait for the answer
         if (asksForSwitch(head)) this.#switchAnswered = Promise.withResolvers();
-        await this.#addFrame(exchange, head.raw);
+        // the framer's own copy of the head (a slice of its slab): kept as is, not copied again
+        await this.#addFrame(exchange, head.raw, true);
         await this.#dispatch();
         return;
       }
@@ -271,12 +272,15 @@ export class HttpConnection {
     }
   }
 
-  /** A request chunk: sent at once when its request is on an upstream, else kept for later (bounded). */
-  async #addFrame(exchange: Exchange, frame: Uint8Array): Promise<void> {
+  /**
+   * A request chunk: sent at once when its request is on an upstream, else kept for later (bounded).
+   * `own`: the chunk is already a copy of its own (a head), not a view of a read buffer.
+   */
+  async #addFrame(exchange: Exchange, frame: Uint8Array, own = false): Promise<void> {
     if (exchange.state === "failed") return; // kf answers it; the rest of its body is dropped
     if (exchange.kept) {
       // a small view of a large read buffer is copied, so the kept copy does not pin the whole buffer
-      const view = frame.length < 4096 && frame.byteLength < frame.buffer.byteLength;
+      const view = !own && frame.length < 4096 && frame.byteLength < frame.buffer.byteLength;
       exchange.frames.push(view ? frame.slice() : frame);
       exchange.frameBytes += frame.length;
     }
