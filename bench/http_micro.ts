@@ -10,6 +10,7 @@
  */
 
 import { Session } from "node:inspector";
+import process from "node:process";
 import { parseArgs } from "node:util";
 import { HttpConnection } from "../src/forward/http/connection.ts";
 import { Tunnel, type TunnelCounters } from "../src/forward/tunnel.ts";
@@ -26,6 +27,8 @@ const { values: flags } = parseArgs({
     mib: { type: "string", default: "256" },
     chunk: { type: "string", default: String(32 * 1024) },
     modes: { type: "string", default: "auto,tcp" },
+    // keep-alive clients as in-memory connections instead of loopback TCP: no syscalls, only the carriers' JS
+    memory: { type: "boolean", default: false },
     // a V8 CPU profile of the measured runs (Chrome DevTools format), to see where the time goes
     "cpu-profile": { type: "string" },
     /** Which runs the profile covers: ab, download, or both. */
@@ -196,10 +199,82 @@ function serve(mode: Mode, open: () => Upstream) {
   };
 }
 
+/**
+ * A client connection held in memory (the carrier's side is the part of Deno.Conn it uses: read, writable,
+ * close), so that a run measures the carriers' JavaScript and not the kernel's loopback.
+ */
+class MemoryConn {
+  #incoming: Uint8Array[] = [];
+  #reader?: PromiseWithResolvers<void>;
+  #ended = false;
+  #received = 0;
+  #want = 0;
+  #answered?: PromiseWithResolvers<void>;
+  readonly writable = new WritableStream<Uint8Array>({
+    write: (chunk) => {
+      this.#received += chunk.length;
+      if (this.#answered && this.#received >= this.#want) this.#answered.resolve();
+    },
+  });
+
+  /** The client sends `bytes` and waits until `answer` bytes came back. */
+  exchange(bytes: Uint8Array, answer: number): Promise<void> {
+    this.#received = 0;
+    this.#want = answer;
+    this.#answered = Promise.withResolvers();
+    this.#incoming.push(bytes);
+    this.#reader?.resolve();
+    return this.#answered.promise;
+  }
+
+  end(): void {
+    this.#ended = true;
+    this.#reader?.resolve();
+  }
+
+  async read(buffer: Uint8Array): Promise<number | null> {
+    while (this.#incoming.length === 0) {
+      if (this.#ended) return null;
+      this.#reader = Promise.withResolvers();
+      await this.#reader.promise;
+    }
+    const chunk = this.#incoming.shift()!;
+    buffer.set(chunk);
+    return chunk.length;
+  }
+
+  close(): void {
+    this.#ended = true;
+  }
+}
+
+async function keepAliveInMemory(mode: Mode): Promise<number> {
+  const perConnection = Math.ceil(REQUESTS / CONNECTIONS);
+  const abort = new AbortController();
+  const started = performance.now();
+  const cpu = process.cpuUsage();
+  await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
+    const conn = new MemoryConn();
+    const running = carrier(mode, conn as unknown as Deno.Conn, smallPod, abort.signal).run();
+    for (let i = 0; i < perConnection; i++) await conn.exchange(smallRequest, smallResponse.length);
+    conn.end();
+    await running;
+  }));
+  const seconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
+  lastCpuPerRequest = (used.user + used.system) / (perConnection * CONNECTIONS);
+  return (perConnection * CONNECTIONS) / seconds;
+}
+
+/** CPU time of this process (client and carrier together) during the last keep-alive run, per request. */
+let lastCpuPerRequest = 0;
+
 async function keepAliveRate(mode: Mode): Promise<number> {
+  if (flags.memory) return await keepAliveInMemory(mode);
   const server = serve(mode, smallPod);
   const perConnection = Math.ceil(REQUESTS / CONNECTIONS);
   const started = performance.now();
+  const cpu = process.cpuUsage();
   await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
     conn.setNoDelay(true);
@@ -216,6 +291,8 @@ async function keepAliveRate(mode: Mode): Promise<number> {
     conn.close();
   }));
   const seconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
+  lastCpuPerRequest = (used.user + used.system) / (perConnection * CONNECTIONS);
   await server.stop();
   return (perConnection * CONNECTIONS) / seconds;
 }
@@ -279,14 +356,17 @@ interface Profile {
   endTime: number;
 }
 const profiles: Profile[] = [];
+const cpu: Record<string, number[]> = {};
+for (const mode of MODES) cpu[mode] = [];
 for (let rep = 0; rep < REPS; rep++) {
   for (const mode of rep % 2 === 0 ? MODES : [...MODES].reverse()) {
     rps[mode].push(await measured("ab", () => keepAliveRate(mode)));
+    cpu[mode].push(lastCpuPerRequest);
     mibps[mode].push(await measured("download", () => downloadRate(mode)));
+    const last = (list: number[], digits = 0) => list.at(-1)!.toFixed(digits);
     console.log(
-      `rep ${rep + 1} ${mode}: ${rps[mode].at(-1)!.toFixed(0)} req/s, ${
-        mibps[mode].at(-1)!.toFixed(0)
-      } MiB/s`,
+      `rep ${rep + 1} ${mode}: ${last(rps[mode])} req/s (CPU ${last(cpu[mode], 1)} us/request), ` +
+        `${last(mibps[mode])} MiB/s`,
     );
   }
 }
@@ -297,19 +377,19 @@ if (profiler) {
   );
 }
 for (const mode of MODES) {
+  const m = median(rps[mode]);
   console.log(
-    `${mode}: median ${median(rps[mode]).toFixed(0)} req/s (${
-      (1e6 / median(rps[mode])).toFixed(1)
-    } µs/request), ` +
-      `${median(mibps[mode]).toFixed(0)} MiB/s`,
+    `${mode}: median ${m.toFixed(0)} req/s (${(1e6 / m).toFixed(1)} us/request wall, ` +
+      `${median(cpu[mode]).toFixed(1)} us/request CPU), ${median(mibps[mode]).toFixed(0)} MiB/s`,
   );
 }
 if (MODES.includes("auto") && MODES.includes("tcp")) {
-  const perRequest = 1e6 / median(rps.auto) - 1e6 / median(rps.tcp);
+  const wall = 1e6 / median(rps.auto) - 1e6 / median(rps.tcp);
+  const extra = median(cpu.auto) - median(cpu.tcp);
   console.log(
-    `auto/tcp: req/s ${(median(rps.auto) / median(rps.tcp)).toFixed(3)} (+${
-      perRequest.toFixed(1)
-    } µs/request), ` +
-      `MiB/s ${(median(mibps.auto) / median(mibps.tcp)).toFixed(3)}`,
+    `auto/tcp: req/s ${(median(rps.auto) / median(rps.tcp)).toFixed(3)} (${
+      wall.toFixed(1)
+    } us/request wall, ` +
+      `${extra.toFixed(1)} us/request CPU), MiB/s ${(median(mibps.auto) / median(mibps.tcp)).toFixed(3)}`,
   );
 }
