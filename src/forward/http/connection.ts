@@ -151,6 +151,10 @@ export class HttpConnection {
   #dispatching?: Promise<void>;
   #dispatchAgain = false;
   #readChunk = MIN_READ_CHUNK;
+  /** The last read buffer when nothing kept a view of it: the next read goes into it. */
+  #spareBuffer?: Uint8Array;
+  /** A view of the current read buffer was sent or kept. */
+  #bufferTaken = false;
   #closeAfter = false;
 
   constructor(options: HttpConnectionOptions) {
@@ -204,13 +208,19 @@ export class HttpConnection {
       while (!this.#finished) {
         if (this.#switchAnswered) await this.#switchAnswered.promise;
         if (this.#finished) break;
-        const buffer = new Uint8Array(this.#readChunk);
+        // a new typed array costs microseconds: a buffer of which nothing was kept is read into again
+        let buffer = this.#spareBuffer;
+        this.#spareBuffer = undefined;
+        if (buffer?.length !== this.#readChunk) buffer = new Uint8Array(this.#readChunk);
         const n = await this.#options.local.read(buffer);
         if (n === null) break;
         this.#readChunk = n === this.#readChunk
           ? Math.min(n * 2, MAX_READ_CHUNK)
           : Math.max(MIN_READ_CHUNK, n);
+        this.#bufferTaken = false;
         await this.#onClientBytes(buffer.subarray(0, n));
+        // heads are copied; bytes sent as they are (bodies, opaque bytes) or a head still arriving are not
+        if (!this.#bufferTaken && !this.#framer.holdsInput) this.#spareBuffer = buffer;
       }
       this.#onClientEnd();
     } catch (error) {
@@ -222,7 +232,10 @@ export class HttpConnection {
 
   async #onClientBytes(bytes: Uint8Array): Promise<void> {
     this.#options.counters.bytesOut += bytes.length;
-    if (this.#opaque) return await this.#sendOpaque(this.#opaque, bytes);
+    if (this.#opaque) {
+      this.#bufferTaken = true;
+      return await this.#sendOpaque(this.#opaque, bytes);
+    }
     for (const piece of this.#framer.push(bytes)) await this.#onRequestPiece(piece);
   }
 
@@ -258,6 +271,8 @@ export class HttpConnection {
       case "body": {
         const exchange = this.#current!;
         exchange.bytesOut += piece.bytes.length;
+        // a view of the read buffer: it is sent (and maybe kept) as it is, so the buffer is not reused
+        this.#bufferTaken = true;
         await this.#addFrame(exchange, piece.bytes);
         return;
       }
