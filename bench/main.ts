@@ -36,6 +36,7 @@ import { startup } from "./scenarios/startup.ts";
 import { artifact } from "./scenarios/artifact.ts";
 import { realServers } from "./scenarios/backends.ts";
 import { apacheBench, slowNeighbour } from "./scenarios/ab.ts";
+import { httpCost } from "./scenarios/http_cost.ts";
 
 type Scenario = (ctx: Ctx) => Promise<Omit<ScenarioResult, "seconds">>;
 
@@ -52,12 +53,13 @@ const SCENARIOS: [number, string, Scenario][] = [
   [10, "Shipped artifact", artifact],
   [11, "ApacheBench", apacheBench],
   [12, "Slow neighbour", slowNeighbour],
+  [13, "HTTP handling cost", httpCost],
 ];
 
 const HELP = `Usage: deno task bench [options]
 
   --quick              small sizes and few repetitions (CI smoke run, < 3 min); writes results/quick.*
-  --only 1,3           run only these scenarios (1-12); writes results/partial.*
+  --only 1,3           run only these scenarios (1-13); writes results/partial.*
   --reps N             repetitions per scenario (default 5; --quick: 2)
   --idle-seconds N     idle window of scenario 6 (default 300; --quick: 15)
   --slow-mb N          size of the slow-reader download of scenario 7 (default 500; --quick: 5)

@@ -17,6 +17,8 @@ export interface ForwardDef {
   target?: string;
   selector?: string;
   ports: { local: number; remote: number }[];
+  /** kf's `protocol:` for this forward (auto, http, tcp); unset = kf's default. Other tools ignore it. */
+  protocol?: string;
 }
 
 export interface Running {
@@ -83,6 +85,7 @@ export function kfConfig(ctx: ToolContext, forwards: ForwardDef[]): string {
     if (f.target) lines.push(`    target: ${yamlString(f.target)}`);
     else lines.push(`    selector: ${yamlString(f.selector!)}`);
     lines.push(`    ports: [${f.ports.map((p) => yamlString(`${p.local}:${p.remote}`)).join(", ")}]`);
+    if (f.protocol) lines.push(`    protocol: ${yamlString(f.protocol)}`);
   }
   const path = Deno.makeTempFileSync({ dir: ctx.tempDir, prefix: "kf-", suffix: ".yaml" });
   Deno.writeTextFileSync(path, lines.join("\n") + "\n");

@@ -151,6 +151,10 @@ export class HttpConnection {
   #dispatching?: Promise<void>;
   #dispatchAgain = false;
   #readChunk = MIN_READ_CHUNK;
+  /** The last read buffer when nothing kept a view of it: the next read goes into it. */
+  #spareBuffer?: Uint8Array;
+  /** A view of the current read buffer was sent or kept. */
+  #bufferTaken = false;
   #closeAfter = false;
 
   constructor(options: HttpConnectionOptions) {
@@ -201,16 +205,24 @@ export class HttpConnection {
   async #readLoop(): Promise<void> {
     try {
       if (this.#options.initial) await this.#onClientBytes(this.#options.initial);
+      // below, a promise is awaited only when there is one: most requests go out without waiting
       while (!this.#finished) {
         if (this.#switchAnswered) await this.#switchAnswered.promise;
         if (this.#finished) break;
-        const buffer = new Uint8Array(this.#readChunk);
+        // a new typed array costs microseconds: a buffer of which nothing was kept is read into again
+        let buffer = this.#spareBuffer;
+        this.#spareBuffer = undefined;
+        if (buffer?.length !== this.#readChunk) buffer = new Uint8Array(this.#readChunk);
         const n = await this.#options.local.read(buffer);
         if (n === null) break;
         this.#readChunk = n === this.#readChunk
           ? Math.min(n * 2, MAX_READ_CHUNK)
           : Math.max(MIN_READ_CHUNK, n);
-        await this.#onClientBytes(buffer.subarray(0, n));
+        this.#bufferTaken = false;
+        const waiting = this.#onClientBytes(buffer.subarray(0, n));
+        if (waiting) await waiting;
+        // heads are copied; bytes sent as they are (bodies, opaque bytes) or a head still arriving are not
+        if (!this.#bufferTaken && !this.#framer.holdsInput) this.#spareBuffer = buffer;
       }
       this.#onClientEnd();
     } catch (error) {
@@ -220,13 +232,33 @@ export class HttpConnection {
     }
   }
 
-  async #onClientBytes(bytes: Uint8Array): Promise<void> {
+  /**
+   * Returns a promise only when the client's next read has to wait (a pod to be found, backpressure): an
+   * async function and an await per read and per piece cost more than the framing itself.
+   */
+  #onClientBytes(bytes: Uint8Array): Promise<void> | undefined {
     this.#options.counters.bytesOut += bytes.length;
-    if (this.#opaque) return await this.#sendOpaque(this.#opaque, bytes);
-    for (const piece of this.#framer.push(bytes)) await this.#onRequestPiece(piece);
+    if (this.#opaque) {
+      this.#bufferTaken = true;
+      return this.#sendOpaque(this.#opaque, bytes);
+    }
+    const pieces = this.#framer.push(bytes);
+    for (let i = 0; i < pieces.length; i++) {
+      const waiting = this.#onRequestPiece(pieces[i]);
+      if (waiting) return this.#onRequestPiecesAfter(waiting, pieces, i + 1);
+    }
   }
 
-  async #onRequestPiece(piece: Piece<RequestHead>): Promise<void> {
+  async #onRequestPiecesAfter(
+    waiting: Promise<void>,
+    pieces: Piece<RequestHead>[],
+    from: number,
+  ): Promise<void> {
+    await waiting;
+    for (let i = from; i < pieces.length; i++) await this.#onRequestPiece(pieces[i]);
+  }
+
+  #onRequestPiece(piece: Piece<RequestHead>): Promise<void> | undefined {
     if (this.#finished) return;
     switch (piece.kind) {
       case "head": {
@@ -250,15 +282,16 @@ export class HttpConnection {
         if (wantsClose(head)) this.#closeAfter = true;
         // the bytes after it are of another protocol or of the next request: reads wait for the answer
         if (asksForSwitch(head)) this.#switchAnswered = Promise.withResolvers();
-        await this.#addFrame(exchange, head.raw);
-        await this.#dispatch();
-        return;
+        // the framer's own copy of the head (a slice of its slab): kept as is, not copied again
+        const added = this.#addFrame(exchange, head.raw, true);
+        return added ? added.then(() => this.#dispatch()) : this.#dispatch();
       }
       case "body": {
         const exchange = this.#current!;
         exchange.bytesOut += piece.bytes.length;
-        await this.#addFrame(exchange, piece.bytes);
-        return;
+        // a view of the read buffer: it is sent (and maybe kept) as it is, so the buffer is not reused
+        this.#bufferTaken = true;
+        return this.#addFrame(exchange, piece.bytes);
       }
       case "end": {
         const exchange = this.#current!;
@@ -271,25 +304,27 @@ export class HttpConnection {
     }
   }
 
-  /** A request chunk: sent at once when its request is on an upstream, else kept for later (bounded). */
-  async #addFrame(exchange: Exchange, frame: Uint8Array): Promise<void> {
+  /**
+   * A request chunk: sent at once when its request is on an upstream, else kept for later (bounded).
+   * `own`: the chunk is already a copy of its own (a head), not a view of a read buffer.
+   */
+  #addFrame(exchange: Exchange, frame: Uint8Array, own = false): Promise<void> | undefined {
     if (exchange.state === "failed") return; // kf answers it; the rest of its body is dropped
     if (exchange.kept) {
       // a small view of a large read buffer is copied, so the kept copy does not pin the whole buffer
-      const view = frame.length < 4096 && frame.byteLength < frame.buffer.byteLength;
+      const view = !own && frame.length < 4096 && frame.byteLength < frame.buffer.byteLength;
       exchange.frames.push(view ? frame.slice() : frame);
       exchange.frameBytes += frame.length;
     }
     if (exchange.state === "sent") {
       const link = this.#link!;
       if (exchange.frameBytes > REPLAY_LIMIT || !exchange.replayable) this.#drop(exchange);
-      await this.#send(link, frame);
-      return;
+      return this.#send(link, frame);
     }
     // queued behind a failed request or waiting for a pod: past the limit, stop reading until it is sent
     if (exchange.frameBytes > REPLAY_LIMIT) {
       exchange.sent ??= Promise.withResolvers();
-      await exchange.sent.promise;
+      return exchange.sent.promise;
     }
   }
 
@@ -313,18 +348,26 @@ export class HttpConnection {
 
   // ---------------------------------------------------------------------------------- sending requests
 
-  /** Sends queued requests in order, as far as the ones before them allow; one run at a time. */
-  #dispatch(): Promise<void> {
+  /**
+   * Sends queued requests in order, as far as the ones before them allow; one run at a time. The usual
+   * case (the request goes out at once on the current upstream) runs synchronously, with no promise.
+   */
+  #dispatch(): Promise<void> | undefined {
     if (this.#dispatching) {
       this.#dispatchAgain = true;
       return this.#dispatching;
     }
+    this.#dispatchAgain = false;
+    const waiting = this.#dispatchOnce();
+    if (!waiting && !this.#dispatchAgain) return undefined;
     this.#dispatching = (async () => {
       try {
-        do {
+        if (waiting) await waiting;
+        while (this.#dispatchAgain && !this.#finished) {
           this.#dispatchAgain = false;
-          await this.#dispatchOnce();
-        } while (this.#dispatchAgain && !this.#finished);
+          const again = this.#dispatchOnce();
+          if (again) await again;
+        }
       } finally {
         this.#dispatching = undefined;
       }
@@ -332,39 +375,55 @@ export class HttpConnection {
     return this.#dispatching;
   }
 
-  async #dispatchOnce(): Promise<void> {
+  /** Sends what can be sent now; returns a promise when it has to wait (for an upstream, for a drain). */
+  #dispatchOnce(): Promise<void> | undefined {
     while (!this.#finished) {
       this.#answerFailed();
-      const index = this.#queue.findIndex((e) => e.state !== "sent");
-      if (index < 0) return;
+      let index = 0;
+      while (index < this.#queue.length && this.#queue[index].state === "sent") index++;
+      if (index === this.#queue.length) return;
       const exchange = this.#queue[index];
       // a failed request waits for its turn to be answered; the ones behind it wait too
       if (exchange.state === "failed") return;
-      const link = await this.#linkFor(exchange, index === 0);
-      if (this.#finished) return;
-      if (!link) continue; // the exchange failed (no pod); answered in turn
-      // the stream may have ended while #linkFor returned: look again rather than send into nothing
-      if (!this.#usable(link)) continue;
-      if (!exchange.kept) {
-        // it cannot be sent again (too large, and its start is gone): only possible after a failure
-        exchange.state = "failed";
-        exchange.failure ??= goneFailure(exchange, link.pod);
-        continue;
-      }
-      exchange.state = "sent";
-      exchange.pod = link.pod;
-      exchange.attempts++;
-      link.framer.expect(exchange.head.method);
-      for (const frame of exchange.frames) this.#sendNow(link, frame);
-      if (!exchange.replayable || exchange.frameBytes > REPLAY_LIMIT) this.#drop(exchange);
-      exchange.sent?.resolve();
-      exchange.sent = undefined;
-      await this.#drained(link);
+      const link = this.#linkFor(exchange, index === 0);
+      if (link instanceof Promise) return this.#dispatchAfter(exchange, link);
+      const drained = this.#sendOn(exchange, link);
+      if (drained) return drained.then(() => this.#dispatchOnce());
     }
   }
 
+  async #dispatchAfter(exchange: Exchange, linking: Promise<Link | undefined>): Promise<void> {
+    const link = await linking;
+    const drained = this.#sendOn(exchange, link);
+    if (drained) await drained;
+    await this.#dispatchOnce();
+  }
+
+  /**
+   * Sends the request on its upstream; a promise while the upstream drains. Nothing happens without a
+   * usable link (the exchange failed, answered in turn; or the stream ended meanwhile: the caller looks again).
+   */
+  #sendOn(exchange: Exchange, link: Link | undefined): Promise<void> | undefined {
+    if (this.#finished || !link || !this.#usable(link)) return;
+    if (!exchange.kept) {
+      // it cannot be sent again (too large, and its start is gone): only possible after a failure
+      exchange.state = "failed";
+      exchange.failure ??= goneFailure(exchange, link.pod);
+      return;
+    }
+    exchange.state = "sent";
+    exchange.pod = link.pod;
+    exchange.attempts++;
+    link.framer.expect(exchange.head.method);
+    for (const frame of exchange.frames) this.#sendNow(link, frame);
+    if (!exchange.replayable || exchange.frameBytes > REPLAY_LIMIT) this.#drop(exchange);
+    exchange.sent?.resolve();
+    exchange.sent = undefined;
+    return this.#drained(link);
+  }
+
   /** The upstream for this request: the current one, a parked one to the chosen pod, or a new one. */
-  async #linkFor(exchange: Exchange, idle: boolean): Promise<Link | undefined> {
+  #linkFor(exchange: Exchange, idle: boolean): Link | Promise<Link | undefined> {
     const current = this.#link;
     if (current && this.#usable(current)) {
       if (!idle || current.framer.pending > 0) return current;
@@ -373,14 +432,14 @@ export class HttpConnection {
       this.#park(current);
       const parked = want ? this.#parked.get(want) : undefined;
       if (parked && this.#usable(parked)) return this.#use(parked);
-      return await this.#open(exchange, want);
+      return this.#open(exchange, want);
     }
     if (idle && this.#parked.size > 0) {
       const want = this.#options.choose(this.#exclude);
       const parked = want ? this.#parked.get(want) : undefined;
       if (parked && this.#usable(parked)) return this.#use(parked);
     }
-    return await this.#open(exchange, undefined);
+    return this.#open(exchange, undefined);
   }
 
   /**
@@ -487,21 +546,22 @@ export class HttpConnection {
     });
   }
 
-  async #send(link: Link, frame: Uint8Array): Promise<void> {
+  /** Sends a chunk; a promise while the upstream holds too much (undefined: go on at once). */
+  #send(link: Link, frame: Uint8Array): Promise<void> | undefined {
     if (link.closed) return;
     this.#sendNow(link, frame);
-    await this.#drained(link);
+    return this.#drained(link);
   }
 
-  async #drained(link: Link): Promise<void> {
+  #drained(link: Link): Promise<void> | undefined {
     if (link.uploadInFlight > UPLOAD_HIGH_WATER && !link.closed) {
       link.drained = Promise.withResolvers();
-      await link.drained.promise;
+      return link.drained.promise;
     }
   }
 
-  async #sendOpaque(link: Link, frame: Uint8Array): Promise<void> {
-    await this.#send(link, frame);
+  #sendOpaque(link: Link, frame: Uint8Array): Promise<void> | undefined {
+    return this.#send(link, frame);
   }
 
   // ---------------------------------------------------------------------------------- pod -> client

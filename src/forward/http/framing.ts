@@ -15,11 +15,25 @@ import { concatBytes } from "../../bytes.ts";
 /** A message head larger than this is refused (servers use 8-64 KiB). */
 export const MAX_HEAD_BYTES = 64 * 1024;
 
+/**
+ * The header fields that framing and replay decisions read, as received (repeated fields joined by ", ").
+ * Every other header is forwarded without being looked at.
+ */
+export interface FramingFields {
+  contentLength?: string;
+  transferEncoding?: string;
+  connection?: string;
+  upgrade?: string;
+  idempotencyKey?: string;
+}
+
 export interface Head {
-  /** The head's bytes as received, including the blank line. */
+  /**
+   * The head's bytes as received, including the blank line. A request head is a copy; a response head is
+   * a view of the pushed chunk when it came in one piece (valid as long as the caller's chunk).
+   */
   raw: Uint8Array;
-  /** Lower-case header names with their values (repeated headers joined by ", "). */
-  headers: Map<string, string>;
+  fields: FramingFields;
   /** HTTP/1.0 or 1.1 (minor version). */
   minor: number;
 }
@@ -58,6 +72,21 @@ const LF = 10;
 // and the bytes themselves are forwarded untouched
 const headDecoder = new TextDecoder();
 
+/** The end of a head that starts at chunk[from] and ends in this chunk (just after its blank line), or -1. */
+function headEndIn(chunk: Uint8Array, from: number): number {
+  // a plain loop: Uint8Array.indexOf costs more per call (~0.2 us) than scanning a header line
+  for (let i = from + 1; i < chunk.length; i++) {
+    if (chunk[i] !== LF) continue;
+    const b1 = chunk[i - 1];
+    // CRLF CRLF, or a bare LF LF (RFC 9112 allows recipients to accept bare LF)
+    if (b1 === LF || (b1 === CR && i - 2 >= from && chunk[i - 2] === LF)) return i + 1;
+  }
+  return -1;
+}
+
+/** Bytes of one slab of head copies (a connection's heads of several requests share one allocation). */
+const SLAB_BYTES = 4096;
+
 /** Collects head bytes across chunks; returns the index just after the head in `chunk`, or -1. */
 class HeadCollector {
   #parts: Uint8Array[] = [];
@@ -72,8 +101,17 @@ class HeadCollector {
 
   /** Feeds bytes from `from`; returns the end offset of the head within chunk, or -1 when more is needed. */
   feed(chunk: Uint8Array, from: number): number {
-    // line ends are found with indexOf (native), not byte by byte: heads are parsed once per message
-    for (let lf = chunk.indexOf(LF, from); lf >= 0; lf = chunk.indexOf(LF, lf + 1)) {
+    // the usual case, a whole head in one chunk, without collecting parts
+    if (this.#size === 0) {
+      const end = headEndIn(chunk, from);
+      if (end >= 0) {
+        this.#parts.push(chunk.subarray(from, end));
+        this.#size = end - from;
+        return end;
+      }
+    }
+    for (let lf = from; lf < chunk.length; lf++) {
+      if (chunk[lf] !== LF) continue;
       const b1 = this.#byteAt(chunk, from, lf - 1);
       // CRLF CRLF, or a bare LF LF (RFC 9112 allows recipients to accept bare LF)
       if (b1 === LF || (b1 === CR && this.#byteAt(chunk, from, lf - 2) === LF)) {
@@ -103,6 +141,22 @@ class HeadCollector {
     return -1;
   }
 
+  /** Heads are copied into slices of a shared slab: a new typed array costs ~1 us, a view of one ~0.1 us. */
+  #slab?: Uint8Array;
+  #slabUsed = 0;
+
+  #allocate(size: number): Uint8Array {
+    if (size > SLAB_BYTES / 4) return new Uint8Array(size);
+    if (!this.#slab || this.#slabUsed + size > SLAB_BYTES) {
+      // the old slab lives on only as long as heads still in use point into it
+      this.#slab = new Uint8Array(SLAB_BYTES);
+      this.#slabUsed = 0;
+    }
+    const out = this.#slab.subarray(this.#slabUsed, this.#slabUsed + size);
+    this.#slabUsed += size;
+    return out;
+  }
+
   #take(chunk: Uint8Array, from: number, to: number): void {
     if (to > from) {
       this.#parts.push(chunk.subarray(from, to));
@@ -110,85 +164,223 @@ class HeadCollector {
     }
   }
 
-  /** The collected head, copied out of the input (its chunks are reused by their owners). */
-  finish(): Uint8Array {
-    const raw = this.#parts.length === 1 ? this.#parts[0].slice() : concatBytes(this.#parts);
+  /**
+   * The collected head. Copied out of the input when `copy` (a head kept past the call) or when it came in
+   * pieces; else a view of the chunk. A copy may be a view of a larger slab.
+   */
+  finish(copy: boolean): Uint8Array {
+    const parts = this.#parts;
+    const size = this.#size;
     this.#parts = [];
     this.#size = 0;
     this.#last1 = -1;
     this.#last2 = -1;
-    if (raw.length > MAX_HEAD_BYTES) {
-      throw new FramingError(`message head larger than ${MAX_HEAD_BYTES} bytes`);
+    if (size > MAX_HEAD_BYTES) throw new FramingError(`message head larger than ${MAX_HEAD_BYTES} bytes`);
+    if (!copy && parts.length === 1) return parts[0];
+    const out = this.#allocate(size);
+    let offset = 0;
+    for (const part of parts) {
+      out.set(part, offset);
+      offset += part.length;
     }
-    return raw;
+    return out;
   }
 }
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Heads are read as bytes, not decoded to text: only the request/status line and the few fields in
+// FramingFields become strings; every header name is still checked to be a token (RFC 9110 5.1).
+const SP = 32;
+const HT = 9;
+const COLON = 58;
+const TOKEN_BYTE = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") {
+  TOKEN_BYTE[c.charCodeAt(0)] = 1;
+}
 
-function parseHeaderLines(lines: string[]): Map<string, string> {
-  const headers = new Map<string, string>();
-  for (let line of lines) {
-    if (line.endsWith("\r")) line = line.slice(0, -1);
-    if (line === "") continue;
-    const colon = line.indexOf(":");
-    if (colon <= 0) throw new FramingError("malformed header line");
-    const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) throw new FramingError("malformed header name");
-    const key = name.toLowerCase();
-    const value = line.slice(colon + 1).trim();
-    const before = headers.get(key);
-    headers.set(key, before === undefined ? value : `${before}, ${value}`);
+/** Bytes that end a request target (what a regex's \s matches in a line). */
+function isSpaceByte(b: number): boolean {
+  return b === SP || (b >= HT && b <= CR);
+}
+
+/** The text of raw[from..to): ASCII built directly, anything else (or a long run) through the decoder. */
+function textOf(raw: Uint8Array, from: number, to: number): string {
+  if (to - from <= 32) {
+    let text = "";
+    for (let i = from; i < to; i++) {
+      const b = raw[i];
+      if (b >= 0x80) return headDecoder.decode(raw.subarray(from, to));
+      text += String.fromCharCode(b);
+    }
+    return text;
   }
-  return headers;
+  return headDecoder.decode(raw.subarray(from, to));
 }
 
-function splitLines(raw: Uint8Array): string[] {
-  const lines = headDecoder.decode(raw).split("\n");
-  // only the first line is matched by a regex; header lines drop their CR in parseHeaderLines
-  if (lines[0].endsWith("\r")) lines[0] = lines[0].slice(0, -1);
-  return lines;
+/** Does raw[from..from+name.length) spell `name` (lower-case) in any case? Only called on token bytes. */
+function nameIs(raw: Uint8Array, from: number, name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    // on token bytes, | 0x20 folds exactly the upper-case letters (and leaves '-' alone)
+    if ((raw[from + i] | 0x20) !== name.charCodeAt(i)) return false;
+  }
+  return true;
 }
 
-const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (\S+) HTTP\/1\.([0-9])$/;
-const STATUS_LINE = /^HTTP\/1\.([0-9]) ([0-9]{3})(?: .*)?$/;
+/** The FramingFields key of a header name at raw[from..from+length), or undefined for any other header. */
+function fieldOf(raw: Uint8Array, from: number, length: number): keyof FramingFields | undefined {
+  switch (length) {
+    case 7:
+      return nameIs(raw, from, "upgrade") ? "upgrade" : undefined;
+    case 10:
+      return nameIs(raw, from, "connection") ? "connection" : undefined;
+    case 14:
+      return nameIs(raw, from, "content-length") ? "contentLength" : undefined;
+    case 15:
+      return nameIs(raw, from, "idempotency-key") ? "idempotencyKey" : undefined;
+    case 17:
+      return nameIs(raw, from, "transfer-encoding") ? "transferEncoding" : undefined;
+  }
+  return undefined;
+}
+
+/** The index of the LF ending the line that starts at `from` (or raw.length). */
+function lfFrom(raw: Uint8Array, from: number): number {
+  let i = from;
+  while (i < raw.length && raw[i] !== LF) i++;
+  return i;
+}
+
+/** The end of a line's content: before its LF, and before a CR right before it. */
+function contentEnd(raw: Uint8Array, from: number, lf: number): number {
+  return lf > from && raw[lf - 1] === CR ? lf - 1 : lf;
+}
+
+/** Checks every header line from `from` on and collects the framing fields. */
+function parseFields(raw: Uint8Array, from: number): FramingFields {
+  // every field present from the start: one object shape for all heads keeps property access monomorphic
+  const fields: FramingFields = {
+    contentLength: undefined,
+    transferEncoding: undefined,
+    connection: undefined,
+    upgrade: undefined,
+    idempotencyKey: undefined,
+  };
+  let start = from;
+  while (start < raw.length) {
+    let colon = start;
+    while (colon < raw.length && TOKEN_BYTE[raw[colon]] === 1) colon++;
+    const lf = lfFrom(raw, colon);
+    const end = contentEnd(raw, start, lf);
+    if (end > start) {
+      if (colon === start || raw[colon] !== COLON) {
+        const anyColon = raw.subarray(start, end).indexOf(COLON);
+        throw new FramingError(anyColon <= 0 ? "malformed header line" : "malformed header name");
+      }
+      const key = fieldOf(raw, start, colon - start);
+      if (key !== undefined) {
+        let from = colon + 1;
+        let to = end;
+        while (from < to && isSpaceByte(raw[from])) from++;
+        while (to > from && isSpaceByte(raw[to - 1])) to--;
+        const value = textOf(raw, from, to);
+        const before = fields[key];
+        fields[key] = before === undefined ? value : `${before}, ${value}`;
+      }
+    }
+    start = lf + 1;
+  }
+  return fields;
+}
+
+const HTTP_1 = [72, 84, 84, 80, 47, 49, 46]; // "HTTP/1."
+
+/** Does raw[at..] start with "HTTP/1." and a digit? Returns the digit's value, or -1. */
+function versionAt(raw: Uint8Array, at: number, end: number): number {
+  if (end - at < 8) return -1;
+  for (let k = 0; k < 7; k++) if (raw[at + k] !== HTTP_1[k]) return -1;
+  const digit = raw[at + 7] - 48;
+  return digit >= 0 && digit <= 9 ? digit : -1;
+}
 
 export function parseRequestHead(raw: Uint8Array): RequestHead {
-  const lines = splitLines(raw);
-  while (lines.length > 0 && lines[0] === "") lines.shift();
-  const match = REQUEST_LINE.exec(lines[0] ?? "");
-  if (!match) throw new FramingError("not an HTTP/1.x request line");
+  let start = 0;
+  // blank lines before a request are tolerated (RFC 9112 2.2)
+  while (start < raw.length && (raw[start] === CR || raw[start] === LF)) start++;
+  const lf = lfFrom(raw, start);
+  const end = contentEnd(raw, start, lf);
+  let i = start;
+  while (i < end && TOKEN_BYTE[raw[i]] === 1) i++;
+  const methodEnd = i;
+  if (methodEnd === start || raw[i] !== SP) throw new FramingError("not an HTTP/1.x request line");
+  const targetStart = ++i;
+  while (i < end && !isSpaceByte(raw[i])) i++;
+  const targetEnd = i;
+  const minor = raw[i] === SP && targetEnd > targetStart && end - i === 9 ? versionAt(raw, i + 1, end) : -1;
+  if (minor < 0) throw new FramingError("not an HTTP/1.x request line");
   return {
     raw,
-    method: match[1],
-    target: match[2],
-    minor: Number(match[3]),
-    headers: parseHeaderLines(lines.slice(1)),
+    method: methodOf(raw, start, methodEnd),
+    target: textOf(raw, targetStart, targetEnd),
+    minor,
+    fields: parseFields(raw, lf + 1),
   };
+}
+
+const COMMON_METHODS = ["GET", "POST", "PUT", "HEAD", "DELETE", "OPTIONS", "PATCH"];
+
+/** The method's name; a common one without building a new string. */
+function methodOf(raw: Uint8Array, from: number, to: number): string {
+  for (const method of COMMON_METHODS) {
+    if (method.length !== to - from) continue;
+    let same = true;
+    for (let k = 0; k < method.length && same; k++) same = raw[from + k] === method.charCodeAt(k);
+    if (same) return method;
+  }
+  return textOf(raw, from, to);
 }
 
 export function parseResponseHead(raw: Uint8Array): ResponseHead {
-  const lines = splitLines(raw);
-  const match = STATUS_LINE.exec(lines[0] ?? "");
-  if (!match) throw new FramingError("not an HTTP/1.x status line");
-  return {
-    raw,
-    status: Number(match[2]),
-    minor: Number(match[1]),
-    headers: parseHeaderLines(lines.slice(1)),
-    meaning: "final",
-  };
+  const lf = lfFrom(raw, 0);
+  const end = contentEnd(raw, 0, lf);
+  const minor = versionAt(raw, 0, end);
+  let status = 0;
+  let valid = minor >= 0 && end >= 12 && raw[8] === SP;
+  for (let k = 9; k < 12 && valid; k++) {
+    const digit = raw[k] - 48;
+    valid = digit >= 0 && digit <= 9;
+    status = status * 10 + digit;
+  }
+  // after the code: nothing, or a space and a reason phrase (without a stray CR)
+  if (valid && end > 12) valid = raw[12] === SP;
+  for (let k = 13; k < end && valid; k++) valid = raw[k] !== CR;
+  if (!valid) throw new FramingError("not an HTTP/1.x status line");
+  return { raw, status, minor, fields: parseFields(raw, lf + 1), meaning: "final" };
 }
 
 /** True when a comma-separated header (Connection, Transfer-Encoding) lists this token. */
 export function hasToken(value: string | undefined, token: string): boolean {
   if (!value) return false;
+  // the usual single value ("keep-alive", "close"; already trimmed) needs no split
+  if (value.indexOf(",") < 0) return value.length === token.length && value.toLowerCase() === token;
   return value.split(",").some((part) => part.trim().toLowerCase() === token);
 }
 
-function contentLength(headers: Map<string, string>): number | undefined {
-  const value = headers.get("content-length");
+/** The value of 1 to 15 decimal digits, or -1 for anything else. */
+function decimalValue(text: string): number {
+  if (text.length === 0 || text.length > 15) return -1;
+  let value = 0;
+  for (let i = 0; i < text.length; i++) {
+    const digit = text.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return -1;
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
+function contentLength(fields: FramingFields): number | undefined {
+  const value = fields.contentLength;
   if (value === undefined) return undefined;
+  const plain = decimalValue(value);
+  if (plain >= 0) return plain;
   if (/^[0-9]{1,15}$/.test(value)) return Number(value);
   // repeated identical values ("5, 5") are allowed; differing ones are an attack vector (RFC 9112 6.3)
   const values = new Set(value.split(",").map((v) => v.trim()));
@@ -198,8 +390,8 @@ function contentLength(headers: Map<string, string>): number | undefined {
   return Number(only);
 }
 
-function isChunked(headers: Map<string, string>): boolean | undefined {
-  const te = headers.get("transfer-encoding");
+function isChunked(fields: FramingFields): boolean | undefined {
+  const te = fields.transferEncoding;
   if (te === undefined) return undefined;
   const codings = te.split(",").map((v) => v.trim().toLowerCase()).filter((v) => v !== "");
   return codings[codings.length - 1] === "chunked";
@@ -208,12 +400,12 @@ function isChunked(headers: Map<string, string>): boolean | undefined {
 /** Does this request ask to switch protocols (Upgrade, CONNECT)? Its answer decides how to go on. */
 export function asksForSwitch(head: RequestHead): boolean {
   return head.method === "CONNECT" ||
-    (head.headers.has("upgrade") && hasToken(head.headers.get("connection"), "upgrade"));
+    (head.fields.upgrade !== undefined && hasToken(head.fields.connection, "upgrade"));
 }
 
 /** The client wants the connection closed after this exchange. */
 export function wantsClose(head: Head): boolean {
-  const connection = head.headers.get("connection");
+  const connection = head.fields.connection;
   if (hasToken(connection, "close")) return true;
   return head.minor === 0 && !hasToken(connection, "keep-alive");
 }
@@ -376,6 +568,11 @@ export class RequestFramer {
     return this.#state === "http" && !this.#body && !this.#head.started;
   }
 
+  /** A head is in progress: views of the chunks pushed so far are kept (the caller must not reuse them). */
+  get holdsInput(): boolean {
+    return this.#head.started;
+  }
+
   push(chunk: Uint8Array): Piece<RequestHead>[] {
     const out: Piece<RequestHead>[] = [];
     this.#walk(chunk, 0, out);
@@ -403,7 +600,8 @@ export class RequestFramer {
         const end = this.#head.feed(chunk, i);
         if (end < 0) return;
         i = end;
-        const head = parseRequestHead(this.#head.finish());
+        // copied: the caller keeps it (replay) past this call
+        const head = parseRequestHead(this.#head.finish(true));
         this.#body = requestBody(head);
         out.push({ kind: "head", head });
         if (asksForSwitch(head)) this.#pendingSwitch = true;
@@ -445,10 +643,10 @@ export class RequestFramer {
 }
 
 function requestBody(head: RequestHead): BodyState {
-  const chunked = isChunked(head.headers);
+  const chunked = isChunked(head.fields);
   if (chunked === false) throw new FramingError("request Transfer-Encoding without chunked");
   if (chunked) return { mode: "chunked", chunk: newChunked() };
-  const length = contentLength(head.headers) ?? 0;
+  const length = contentLength(head.fields) ?? 0;
   return length > 0 ? { mode: "length", left: length } : { mode: "none" };
 }
 
@@ -505,7 +703,8 @@ export class ResponseFramer {
         const end = this.#head.feed(chunk, i);
         if (end < 0) break;
         i = end;
-        const head = parseResponseHead(this.#head.finish());
+        // read only now, for framing: a view of the chunk when it came whole
+        const head = parseResponseHead(this.#head.finish(false));
         this.#body = this.#responseBody(head);
         head.meaning = this.#kind;
         out.push({ kind: "head", head });
@@ -545,10 +744,10 @@ export class ResponseFramer {
     }
     this.#kind = "final";
     if (method === "HEAD" || head.status === 204 || head.status === 304) return { mode: "none" };
-    const chunked = isChunked(head.headers);
+    const chunked = isChunked(head.fields);
     if (chunked) return { mode: "chunked", chunk: newChunked() };
     if (chunked === false) return { mode: "close" };
-    const length = contentLength(head.headers);
+    const length = contentLength(head.fields);
     if (length === undefined) return { mode: "close" };
     return length > 0 ? { mode: "length", left: length } : { mode: "none" };
   }
@@ -585,7 +784,7 @@ const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"])
 
 /** May this request be sent again to another pod when the first one went away before answering? */
 export function isReplayable(head: RequestHead): boolean {
-  return IDEMPOTENT.has(head.method) || head.headers.has("idempotency-key");
+  return IDEMPOTENT.has(head.method) || head.fields.idempotencyKey !== undefined;
 }
 
 /** The path of a request target without its query (for the request log: queries may hold secrets). */

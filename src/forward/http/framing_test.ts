@@ -4,6 +4,7 @@ import {
   type Head,
   isReplayable,
   parseRequestHead,
+  parseResponseHead,
   pathOf,
   type Piece,
   RequestFramer,
@@ -141,6 +142,73 @@ Deno.test("requests: malformed input is a FramingError, not a crash", () => {
     FramingError,
   );
   assert.throws(() => requests(["GET / HTTP/1.1\r\nX: " + "a".repeat(70_000)]), FramingError);
+});
+
+Deno.test("heads: framing fields in any case, repeated ones joined, values trimmed, other headers unread", () => {
+  const [piece] = new RequestFramer().push(
+    enc.encode(
+      "POST /x?y HTTP/1.1\r\nCONTENT-length:  12 \r\nX-Other: 1\r\nconnection: keep-alive\r\n" +
+        "Connection:\tUpgrade\r\nUpgrade: h2c\r\nIdempotency-Key: k\r\nTransfer-Encodings: no\r\n\r\n",
+    ),
+  );
+  assert(piece.kind === "head");
+  const head = piece.head;
+  assert.equal(head.method, "POST");
+  assert.equal(head.target, "/x?y");
+  assert.equal(head.minor, 1);
+  assert.deepEqual({ ...head.fields }, {
+    contentLength: "12",
+    transferEncoding: undefined,
+    connection: "keep-alive, Upgrade",
+    upgrade: "h2c",
+    idempotencyKey: "k",
+  });
+  const response = parseResponseHead(enc.encode("HTTP/1.0 204\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  assert.deepEqual([response.status, response.minor, response.fields.transferEncoding], [204, 0, "chunked"]);
+  // non-ASCII bytes in a target are decoded as UTF-8, as before
+  assert.equal(parseRequestHead(enc.encode("GET /\xc3\xa9 HTTP/1.1\r\n\r\n")).target, "/\u00e9");
+});
+
+Deno.test("heads: malformed request, status and header lines are FramingErrors", () => {
+  const request = (s: string) => () => parseRequestHead(enc.encode(s));
+  const response = (s: string) => () => parseResponseHead(enc.encode(s));
+  for (
+    const bad of [
+      "GET  / HTTP/1.1\r\n\r\n",
+      "GET /a\tb HTTP/1.1\r\n\r\n",
+      "GET / HTTP/1.1 \r\n\r\n",
+      "GET / HTTP/1.10\r\n\r\n",
+      "G(T / HTTP/1.1\r\n\r\n",
+      "GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
+      "GET / HTTP/1.1\r\n: x\r\n\r\n",
+      "GET / HTTP/1.1\r\nA: 1\r\n folded\r\n\r\n",
+    ]
+  ) assert.throws(request(bad), FramingError, JSON.stringify(bad));
+  for (
+    const bad of [
+      "HTTP/1.1 20\r\n\r\n",
+      "HTTP/1.1 200OK\r\n\r\n",
+      "HTTP/2 200 OK\r\n\r\n",
+      "HTTP/1.1 2x0\r\n\r\n",
+    ]
+  ) {
+    assert.throws(response(bad), FramingError, JSON.stringify(bad));
+  }
+  assert.equal(parseResponseHead(enc.encode("HTTP/1.1 200\r\n\r\n")).status, 200);
+  assert.equal(parseResponseHead(enc.encode("HTTP/1.1 404 Not Found\n\n")).status, 404);
+});
+
+Deno.test("requests: heads kept from earlier reads stay intact while later heads are copied", () => {
+  const framer = new RequestFramer();
+  const heads: RequestHead[] = [];
+  for (let i = 0; i < 200; i++) {
+    const read = enc.encode(`GET /${i} HTTP/1.1\r\nHost: h${"x".repeat(i % 37)}\r\n\r\n`);
+    for (const piece of framer.push(read)) if (piece.kind === "head") heads.push(piece.head);
+    read.fill(0); // the caller reuses its read buffer
+  }
+  heads.forEach((head, i) => {
+    assert.equal(dec.decode(head.raw), `GET /${i} HTTP/1.1\r\nHost: h${"x".repeat(i % 37)}\r\n\r\n`);
+  });
 });
 
 Deno.test("responses: Content-Length, chunked and 204 frame the same at every byte boundary", () => {
