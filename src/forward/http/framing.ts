@@ -10,8 +10,6 @@
  * to the same request follows.
  */
 
-import { concatBytes } from "../../bytes.ts";
-
 /** A message head larger than this is refused (servers use 8-64 KiB). */
 export const MAX_HEAD_BYTES = 64 * 1024;
 
