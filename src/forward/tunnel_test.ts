@@ -6,17 +6,14 @@ import { MemoryPodStream } from "../transport/_testing.ts";
 import { PodPortError } from "../transport/mod.ts";
 import type { Upstream } from "./prewarm.ts";
 import { Tunnel, type TunnelResult } from "./tunnel.ts";
+import { loopbackPair, until } from "./_testing.ts";
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 const encode = (value: string) => new TextEncoder().encode(value);
 
 /** A client connection to the tunnel, and the tunnel running over the streams handed out in order. */
 async function harness(streams: MemoryPodStream[]) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const connecting = Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
-  const local = await listener.accept();
-  const client = await connecting;
-  listener.close();
+  const { local, client } = await loopbackPair();
   const excluded: string[][] = [];
   const abort = new AbortController();
   const tunnel = new Tunnel({
@@ -33,15 +30,6 @@ async function harness(streams: MemoryPodStream[]) {
   });
   const result: Promise<TunnelResult> = tunnel.run();
   return { client, tunnel, result, excluded, abort };
-}
-
-/** Waits until check() holds (the tunnel works on real sockets, in real time). */
-async function until(check: () => boolean, what: string, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 async function readAll(conn: Deno.Conn): Promise<string> {

@@ -6,17 +6,14 @@ import { MemoryPodStream } from "../../transport/_testing.ts";
 import { PodPortError } from "../../transport/mod.ts";
 import type { Upstream } from "../prewarm.ts";
 import { HttpConnection, type RequestLogEntry } from "./connection.ts";
+import { loopbackPair, until } from "../_testing.ts";
 
 const encode = (value: string) => new TextEncoder().encode(value);
 const ok = (body: string) => `HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
 
 /** A client connection to an HttpConnection whose streams come from `next()` (a new stream per acquire). */
 async function harness(pods: string[] = ["pod-a", "pod-b", "pod-c", "pod-d"]) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const connecting = Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
-  const local = await listener.accept();
-  const client = await connecting;
-  listener.close();
+  const { local, client } = await loopbackPair();
   const streams: MemoryPodStream[] = [];
   const excluded: string[][] = [];
   const requests: RequestLogEntry[] = [];
@@ -66,14 +63,6 @@ async function harness(pods: string[] = ["pod-a", "pod-b", "pod-c", "pod-d"]) {
     await result;
   };
   return { client, streams, excluded, requests, responses, stop, result };
-}
-
-async function until(check: () => boolean, what: string, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 Deno.test("HTTP: a keep-alive connection whose pod stream died between requests sends the next one to a new stream", async () => {
