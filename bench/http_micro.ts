@@ -57,7 +57,7 @@ const smallRequest = encoder.encode(
 /** A pod behind the PodStream seam: every request chunk gets `answer` at once. */
 class FakePod implements PodStream {
   readonly pod = "echo-0";
-  lastHeardAt = Date.now();
+  lastHeardAt = systemClock.now();
   readonly closed: Promise<Error | undefined>;
   readonly #settle: (error: Error | undefined) => void;
   #receiver?: PodReceiver;

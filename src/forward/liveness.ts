@@ -31,6 +31,8 @@ export function watchLiveness(stream: PodStream, options: LivenessOptions): () =
   const { clock, quiet } = options;
   const stop = new AbortController();
   let keptAliveAt = -Infinity;
+  /** When the last ping was answered: counts as heard even if the stream's lastHeardAt did not move. */
+  let answeredAt = -Infinity;
   const answered = async (): Promise<boolean> => {
     const wait = new AbortController();
     const onStop = () => wait.abort();
@@ -57,16 +59,19 @@ export function watchLiveness(stream: PodStream, options: LivenessOptions): () =
           keepAliveDue = now + quiet.everyMs;
         }
       }
-      const pingDue = stream.lastHeardAt + options.idleMs;
+      const pingDue = Math.max(stream.lastHeardAt, answeredAt) + options.idleMs;
       if (now >= pingDue) {
         if (!(await answered()) && stream.open && !stop.signal.aborted) {
           options.onTimeout?.();
           stream.reset(new PathTimeoutError(stream.pod, options.timeoutMs));
           return;
         }
+        answeredAt = clock.now();
         continue;
       }
-      await clock.sleep(Math.max(MIN_SLEEP_MS, Math.min(pingDue, keepAliveDue) - now), stop.signal);
+      // never longer than idleMs: a stream whose lastHeardAt is off (another time base) still gets looked at
+      const nextMs = Math.min(pingDue, keepAliveDue) - now;
+      await clock.sleep(Math.min(Math.max(MIN_SLEEP_MS, nextMs), options.idleMs), stop.signal);
     }
   })().catch(() => {}); // stopped
   stream.closed.then(() => stop.abort());

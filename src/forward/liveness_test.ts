@@ -78,3 +78,16 @@ Deno.test("keepAliveInterval() is a third of the idle limit, at least a second",
   assert.equal(keepAliveInterval(300_000), 100_000);
   assert.equal(keepAliveInterval(1_500), 1_000);
 });
+
+Deno.test("watchLiveness() pings once per idle period even when the stream does not note the answer", async () => {
+  const { clock, stream } = setup();
+  // a transport whose ping answer does not move lastHeardAt (nor a clock of another time base) must not spin
+  stream.ping = () => {
+    stream.pings++;
+    return Promise.resolve();
+  };
+  const stop = watchLiveness(stream, { clock, idleMs: 1_000, timeoutMs: 500 });
+  await clock.sleep(10_500);
+  stop();
+  assert.ok(stream.pings >= 9 && stream.pings <= 11, `pinged ${stream.pings} times in 10.5 s at 1 s idle`);
+});
