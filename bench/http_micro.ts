@@ -3,7 +3,7 @@
  * (`--protocol auto`/`http`) against Tunnel (`--protocol tcp`) in one process, each carrying a real loopback
  * client connection to a fake pod (an in-process upstream that answers every request at once). Everything
  * else on the path (TLS, the API server, the kubelet, the backend) is left out, so what differs between the
- * two columns is only what the carriers do — the part of bench/http_cost.ts that kf can change.
+ * two columns is only what the carriers do — the part of bench scenario 13 that kf's own code decides.
  *
  *   deno run -A bench/http_micro.ts [--reps 5] [--requests 20000] [--connections 20] [--mib 256]
  *     [--modes auto,tcp] [--chunk 32768]

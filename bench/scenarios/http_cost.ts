@@ -2,12 +2,14 @@
  * 13. HTTP handling cost: kf with `protocol: auto` (each HTTP/1.x request framed, for replay and per-request
  * pod choice) against kf with `protocol: tcp` (opaque bytes), plus a second `protocol: tcp` kf as an A/A
  * control that shows the machine's noise in the same run. `ab -k -c 20` req/s and one large download,
- * each in its own interleaved round. The same measurement as bench/http_cost.ts, inside the standard run.
+ * each in its own interleaved round; kf's own CPU per request and per MiB (user + system time from /proc,
+ * which other processes on a busy machine disturb much less than the rates).
  */
 
 import { type Ctx, interleave, Samples } from "../lib/context.ts";
 import { download } from "../lib/net.ts";
 import { run } from "../lib/proc.ts";
+import { clkTck, cpuSeconds } from "../lib/procfs.ts";
 import type { Row, ScenarioResult } from "../lib/report.ts";
 import { echoForward, type Running } from "../lib/tools.ts";
 import { ensureAb } from "./ab.ts";
@@ -30,6 +32,12 @@ export async function httpCost(ctx: Ctx): Promise<Omit<ScenarioResult, "seconds"
   // keyed by way; the report's kf column carries each way's figure on its own row
   const rps = new Map<Way, number[]>(WAYS.map((w) => [w, []]));
   const mibps = new Map<Way, number[]>(WAYS.map((w) => [w, []]));
+  const cpuPerRequest = new Map<Way, number[]>(WAYS.map((w) => [w, []]));
+  const cpuPerMib = new Map<Way, number[]>(WAYS.map((w) => [w, []]));
+  const pids = new Map<Way, number>();
+  const ticks = await clkTck();
+  /** kf's CPU seconds (one process per way) so far. */
+  const cpu = (way: Way) => cpuSeconds(pids.get(way)!, ticks);
   const errors: string[] = [];
   const ab = async (port: number, n: number): Promise<number> => {
     const out = await run("ab", [
@@ -53,8 +61,10 @@ export async function httpCost(ctx: Ctx): Promise<Omit<ScenarioResult, "seconds"
   try {
     for (const way of WAYS) {
       const forward = { ...echoForward(`echo-${way}`), protocol: way === "tcp-b" ? "tcp" : way };
-      running.push(await kf.start([forward]));
+      const started = await kf.start([forward]);
+      running.push(started);
       ports.set(way, forward.ports[0].local);
+      pids.set(way, started.pids()[0]);
     }
     // warm-up: every kf opens its upstreams and compiles its hot paths
     for (const way of WAYS) {
@@ -64,29 +74,39 @@ export async function httpCost(ctx: Ctx): Promise<Omit<ScenarioResult, "seconds"
     // one round per measurement, so a download never runs in the aftermath of ab (20 upstreams closing)
     await interleave(WAYS, ctx.options.reps, async (way, rep) => {
       try {
+        const cpuBefore = cpu(way);
         const rate = await ab(ports.get(way)!, requests);
+        const us = (cpu(way) - cpuBefore) * 1e6 / requests;
         rps.get(way)!.push(rate);
-        ctx.log(`  rep ${rep + 1} ${way}: ab -k ${rate.toFixed(0)} req/s`);
+        cpuPerRequest.get(way)!.push(us);
+        ctx.log(
+          `  rep ${rep + 1} ${way}: ab -k ${rate.toFixed(0)} req/s, kf CPU ${us.toFixed(0)} us/request`,
+        );
       } catch (error) {
         errors.push(`rep ${rep + 1} ${way}: ${(error as Error).message}`);
       }
     });
     await interleave(WAYS, ctx.options.reps, async (way, rep) => {
+      const cpuBefore = cpu(way);
       const result = await download(ports.get(way)!, mib * 1024 * 1024);
       if (!result.ok) {
         errors.push(`rep ${rep + 1} ${way} download: ${result.error}`);
         return;
       }
       const rate = mib / (result.ms / 1000);
+      const ms = (cpu(way) - cpuBefore) * 1e3 / mib;
       mibps.get(way)!.push(rate);
-      ctx.log(`  rep ${rep + 1} ${way}: download ${rate.toFixed(0)} MiB/s`);
+      cpuPerMib.get(way)!.push(ms);
+      ctx.log(`  rep ${rep + 1} ${way}: download ${rate.toFixed(0)} MiB/s, kf CPU ${ms.toFixed(2)} ms/MiB`);
     });
   } finally {
     await Promise.all(running.map((r) => r.stop()));
   }
   const rows = [
     ...rowsFor(`ab -k -c ${CONCURRENCY} -n ${requests} GET /bytes?n=100`, "req/s", rps),
+    ...cpuRows("kf CPU per ab request", "µs", cpuPerRequest),
     ...rowsFor(`download ${mib} MiB, new connection`, "MiB/s", mibps),
+    ...cpuRows("kf CPU per MiB downloaded", "ms", cpuPerMib),
   ];
   return {
     id: 13,
@@ -106,30 +126,59 @@ function url(port: number): string {
   return `http://127.0.0.1:${port}/bytes?n=100`;
 }
 
-function rowsFor(metric: string, unit: string, samples: Map<Way, number[]>): Row[] {
-  const medians = new Map<Way, number | undefined>();
+function medians(samples: Map<Way, number[]>): Map<Way, number | undefined> {
+  const out = new Map<Way, number | undefined>();
   for (const way of WAYS) {
     const s = new Samples();
     for (const v of samples.get(way)!) s.add("kf", v);
-    medians.set(way, s.median("kf"));
+    out.set(way, s.median("kf"));
   }
-  const [auto, tcp, control] = WAYS.map((w) => medians.get(w));
-  const figure = (way: Way, label: string): Row => ({
+  return out;
+}
+
+const ratio = (a: number | undefined, b: number | undefined) =>
+  a !== undefined && b !== undefined && b > 0 ? a / b : undefined;
+
+/** One row per way, for a figure where higher (rates) or lower (CPU) is better. */
+function figures(metric: string, unit: string, samples: Map<Way, number[]>, better: Row["better"]): Row[] {
+  const median = medians(samples);
+  const labels: Record<Way, string> = {
+    auto: "protocol auto",
+    tcp: "protocol tcp",
+    "tcp-b": "protocol tcp (A/A control)",
+  };
+  return WAYS.map((way) => ({
     scenario: 13,
-    metric: `${metric}, kf ${label}`,
+    metric: `${metric}, kf ${labels[way]}`,
     unit,
-    better: "higher",
-    values: { kf: medians.get(way) },
+    better,
+    values: { kf: median.get(way) },
     samples: { kf: samples.get(way)! },
-  });
-  const ratio = (a: number | undefined, b: number | undefined) =>
-    a !== undefined && b !== undefined && b > 0 ? a / b : undefined;
+  }));
+}
+
+/** kf's CPU per unit of work for each way, and auto's against tcp's (no goal: the goal is on the rates). */
+function cpuRows(metric: string, unit: string, samples: Map<Way, number[]>): Row[] {
+  const median = medians(samples);
+  return [
+    ...figures(metric, unit, samples, "lower"),
+    {
+      scenario: 13,
+      metric: `${metric}: auto / tcp`,
+      unit: "ratio",
+      better: "lower",
+      values: { kf: ratio(median.get("auto"), median.get("tcp")) },
+      note: `A/A control tcp-b / tcp: ${ratio(median.get("tcp-b"), median.get("tcp"))?.toFixed(3)}`,
+    },
+  ];
+}
+
+function rowsFor(metric: string, unit: string, samples: Map<Way, number[]>): Row[] {
+  const [auto, tcp, control] = WAYS.map((w) => medians(samples).get(w));
   const cost = ratio(auto, tcp);
   const noise = ratio(control, tcp);
   return [
-    figure("auto", "protocol auto"),
-    figure("tcp", "protocol tcp"),
-    figure("tcp-b", "protocol tcp (A/A control)"),
+    ...figures(metric, unit, samples, "higher"),
     {
       scenario: 13,
       metric: `${metric}: auto / tcp`,
