@@ -112,6 +112,10 @@ class FakePod implements PodStream {
       await this.#resumed.promise;
     }
   }
+  release(): void {
+    this.reset();
+  }
+
   reset(reason?: Error): void {
     if (!this.#open) return;
     this.#open = false;

@@ -31,6 +31,8 @@ export class MemoryPodStream implements PodStream {
   #over = false;
   resetReason?: Error;
   wasReset = false;
+  /** release() was called: kf was done with it (the carrier may be reused). */
+  wasReleased = false;
 
   constructor(pod = "pod-1", options: { halfCloses?: boolean; clock?: Clock } = {}) {
     this.pod = pod;
@@ -118,6 +120,11 @@ export class MemoryPodStream implements PodStream {
     this.wasReset = true;
     this.resetReason = reason;
     this.#end(reason);
+  }
+
+  release(): void {
+    this.wasReleased = true;
+    this.#end(undefined);
   }
 
   #end(error: Error | undefined): void {

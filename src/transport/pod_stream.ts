@@ -54,6 +54,12 @@ export interface PodStream {
   readonly open: boolean;
   /** Drops the stream now (RST where the wire format has one); `closed` settles with `reason`. */
   reset(reason?: Error): void;
+  /**
+   * kf has all it wanted from the stream and the pod sends nothing more on it (the last HTTP answer ended):
+   * ends it like reset(), but its carrier may carry the next stream (a pooled SPDY connection stays open,
+   * where a reset drops it for the bytes that may still be in flight behind the stream).
+   */
+  release(): void;
 }
 
 /**

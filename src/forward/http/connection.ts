@@ -460,12 +460,12 @@ export class HttpConnection {
   #park(link: Link): void {
     this.#link = undefined;
     const before = this.#parked.get(link.pod);
-    if (before && before !== link) before.stream.reset();
+    if (before && before !== link) this.#letGo(before);
     this.#parked.set(link.pod, link);
     if (this.#parked.size > MAX_PARKED) {
       const [oldest] = this.#parked.values();
       this.#parked.delete(oldest.pod);
-      oldest.stream.reset();
+      this.#letGo(oldest);
     }
   }
 
@@ -486,7 +486,7 @@ export class HttpConnection {
       return undefined;
     }
     if (this.#finished) {
-      upstream.stream.reset();
+      upstream.stream.release(); // never used
       return undefined;
     }
     const link = this.#attach(upstream);
@@ -735,6 +735,17 @@ export class HttpConnection {
     }
   }
 
+  /**
+   * Ends a link kf no longer needs. Between exchanges the pod sends nothing, so its carrier can take the
+   * next connection (a pooled SPDY connection, where a reset would drop it): a connection per request
+   * then costs two SPDY streams instead of a TLS and WebSocket handshake. Mid-response it is a reset.
+   */
+  #letGo(link: Link): void {
+    const idle = link !== this.#opaque && link.framer.pending === 0 && !link.framer.inMessage;
+    if (idle) link.stream.release();
+    else link.stream.reset();
+  }
+
   #fail(error: Error, reset: boolean): void {
     this.#result = { pod: this.#result.pod ?? this.#link?.pod, error };
     this.#finish(reset);
@@ -748,11 +759,12 @@ export class HttpConnection {
       link.closed = true;
       link.detach();
       link.drained?.resolve();
-      link.stream.reset();
+      if (reset) link.stream.reset();
+      else this.#letGo(link);
     }
     this.#parked.clear();
     this.#link = undefined;
-    this.#first?.then((u) => u.stream.reset(), () => {});
+    this.#first?.then((u) => u.stream.release(), () => {});
     this.#switchAnswered?.resolve();
     for (const exchange of this.#queue) exchange.sent?.resolve();
     const closing = reset ? this.#writer.abort() : this.#writer.close();

@@ -165,3 +165,28 @@ Deno.test("HTTP: pipelined requests go out in order on one stream and their answ
     await h.stop();
   }
 });
+
+Deno.test("HTTP: a stream whose answer has ended is released (its carrier reused), one cut mid-answer is reset", async () => {
+  const h = await harness();
+  try {
+    await h.client.write(encode("GET /done HTTP/1.0\r\nHost: x\r\n\r\n"));
+    await until(() => h.streams[0]?.writtenText().includes("GET /done"), "the request");
+    h.streams[0].podSends(ok("done"));
+    assert.match((await h.responses(1))[0], /done$/);
+    await until(() => !h.streams[0].open, "the connection to end after its HTTP/1.0 answer");
+    assert.equal(h.streams[0].wasReleased, true);
+    assert.equal(h.streams[0].wasReset, false);
+  } finally {
+    await h.stop();
+  }
+  const cut = await harness();
+  try {
+    await cut.client.write(encode("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
+    await until(() => cut.streams[0]?.writtenText().includes("GET /slow"), "the request");
+    cut.streams[0].podSends("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart");
+  } finally {
+    await cut.stop();
+  }
+  assert.equal(cut.streams[0].wasReset, true);
+  assert.equal(cut.streams[0].wasReleased, false);
+});

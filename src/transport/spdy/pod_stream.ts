@@ -95,6 +95,14 @@ export class SpdyPodStream implements PodStream {
     this.#end(false, reason);
   }
 
+  release(): void {
+    if (this.#over) return;
+    // nothing is in flight behind an idle stream: the connection stays for the next local connection
+    this.#writeClosed = true;
+    this.#stream.reset();
+    this.#end(true, undefined);
+  }
+
   /** Reads while someone receives and nobody paused; one read at a time. */
   async #pump(): Promise<void> {
     if (this.#reading || this.#over) return;

@@ -104,7 +104,7 @@ Deno.test("the pool keeps one spare to a new pod and two once it is used; each l
   abort.abort();
 });
 
-Deno.test("a connection the pod finished cleanly carries the next local connection; a cut one is dropped", async () => {
+Deno.test("a connection the pod finished cleanly or kf released carries the next local connection; a cut one is dropped", async () => {
   const { abort, dialled, pool, owner } = harness();
   pool.warm(owner, pod1);
   await settle();
@@ -122,7 +122,15 @@ Deno.test("a connection the pod finished cleanly carries the next local connecti
   await settle();
   assert.equal(carrier.streams.length, 2, "the same SPDY connection carried both, one after the other");
   assert.equal(dialled.length, before, "no dial: two idle spares remain");
-  second.reset();
+  // released (kf had the whole answer, e.g. an HTTP response): the connection carries the next one too
+  second.receive(() => {});
+  second.release();
+  await settle();
+  const third = await pool.open(pod1, abort.signal);
+  await settle();
+  assert.equal(carrier.streams.length, 3, "a released stream leaves its connection in the pool");
+  assert.equal(carrier.closedBy, undefined);
+  third.reset();
   await settle();
   const cut = dialled.find((c) => c.closedBy === "destroy");
   assert.ok(cut, "the connection of the cut stream was destroyed, not reused");

@@ -110,6 +110,11 @@ export class WebSocketPodStream implements PodStream {
     this.#end();
   }
 
+  /** A v4 WebSocket carries one stream: nothing to keep. */
+  release(): void {
+    this.reset();
+  }
+
   readonly #onMessage = (data: Uint8Array): void => {
     this.lastHeardAt = this.#clock.now();
     const frame = this.#decoder.decode(data);
