@@ -76,12 +76,35 @@ export interface SpdyStream {
   readonly closed: Promise<Error | undefined>;
   /** Sends RST_STREAM (default CANCEL) and fails both directions at once. */
   reset(status?: number): void;
+  /**
+   * The peer's bytes pushed to `sink` as they arrive, instead of through `readable` (use one or the other):
+   * no stream machinery per chunk on the hot path. `end` runs once, after the last chunk: undefined at the
+   * peer's FIN, else why the stream broke.
+   */
+  attach(sink: StreamSink): void;
+  /** Holds the peer's bytes for an attached sink (they count against the buffer limits) until resumeSink(). */
+  pauseSink(): void;
+  resumeSink(): void;
+  /**
+   * Writes without `writable`, in order with earlier sends: undefined when the bytes were handed to the
+   * socket at once, else a promise that settles when they were (a window or a full socket to wait for).
+   */
+  send(chunk: Uint8Array): Promise<void> | undefined;
+  /** Half-close (FIN) after everything sent before it. */
+  finish(): void;
+}
+
+/** Takes a stream's bytes as they arrive (SpdyStream.attach). */
+export interface StreamSink {
+  data(chunk: Uint8Array): void;
+  end(error: Error | undefined): void;
 }
 
 /** What a stream needs from its connection (kept off the connection's public surface). */
 interface StreamHost {
   peerInitialWindow(): number;
-  sendData(stream: Stream, chunk: Uint8Array): Promise<void>;
+  /** Undefined when the chunk went out at once; throws when the stream cannot take it. */
+  sendData(stream: Stream, chunk: Uint8Array): Promise<void> | undefined;
   sendFin(stream: Stream): void;
   sendReset(stream: Stream, status: number): void;
   /** The reader took bytes: reopen windows. */
@@ -306,17 +329,18 @@ export class SpdyConnection {
     this.#drain = undefined;
   }
 
-  /** Sends DATA for a stream, frame by frame, within the peer's windows when it has them. */
-  async #sendData(stream: Stream, chunk: Uint8Array): Promise<void> {
+  /**
+   * Sends DATA for a stream, frame by frame, within the peer's windows when it has them. Synchronous (no
+   * promise) while nothing has to wait: that is every small write to a kubelet, which has no flow control.
+   */
+  #sendData(stream: Stream, chunk: Uint8Array): Promise<void> | undefined {
     let offset = 0;
     while (offset < chunk.length) {
       stream.assertWritable();
       let n = Math.min(chunk.length - offset, MAX_DATA_PAYLOAD);
       if (this.#peerFlowControl) {
-        while (stream.sendWindow <= 0 || this.#sessionSendWindow <= 0) {
-          // woken by WINDOW_UPDATE, SETTINGS, or the stream or connection ending
-          await new Promise<void>((resolve) => this.#windowWaiters.add(resolve));
-          stream.assertWritable();
+        if (stream.sendWindow <= 0 || this.#sessionSendWindow <= 0) {
+          return this.#sendAfterWindow(stream, chunk.subarray(offset));
         }
         n = Math.min(n, stream.sendWindow, this.#sessionSendWindow);
         stream.sendWindow -= n;
@@ -324,8 +348,20 @@ export class SpdyConnection {
       }
       this.#writeBytes(encodeDataFrame(stream.id, 0, chunk.subarray(offset, offset + n)));
       offset += n;
-      await this.#drained();
+      if (this.#needDrain) {
+        const rest = chunk.subarray(offset);
+        return this.#drained().then(() => rest.length > 0 ? this.#sendData(stream, rest) : undefined);
+      }
     }
+  }
+
+  /** Waits until the peer opens a window (WINDOW_UPDATE, SETTINGS) or the stream or connection ends. */
+  async #sendAfterWindow(stream: Stream, chunk: Uint8Array): Promise<void> {
+    while (stream.sendWindow <= 0 || this.#sessionSendWindow <= 0) {
+      await new Promise<void>((resolve) => this.#windowWaiters.add(resolve));
+      stream.assertWritable();
+    }
+    await this.#sendData(stream, chunk);
   }
 
   #wakeWriters(): void {
@@ -587,8 +623,6 @@ class Stream implements SpdyStream {
   readonly id: number;
   readonly headers: HeaderMap;
   readonly reply: Promise<HeaderMap>;
-  readonly readable: ReadableStream<Uint8Array>;
-  readonly writable: WritableStream<Uint8Array>;
   readonly closed: Promise<Error | undefined>;
   /** What we may still send before the peer opens the window again. */
   sendWindow: number;
@@ -600,8 +634,15 @@ class Stream implements SpdyStream {
   readonly #reply = Promise.withResolvers<HeaderMap>();
   #hasReply = false;
   readonly #closed = Promise.withResolvers<Error | undefined>();
-  #readController!: ReadableStreamDefaultController<Uint8Array>;
-  #writeController!: WritableStreamDefaultController;
+  // readable and writable are made on first use: the pod path uses attach() and send() instead
+  #readable?: ReadableStream<Uint8Array>;
+  #writable?: WritableStream<Uint8Array>;
+  #readController?: ReadableStreamDefaultController<Uint8Array>;
+  #writeController?: WritableStreamDefaultController;
+  #sink?: StreamSink;
+  #sinkPaused = false;
+  /** The last send() that has not finished: later sends and the FIN wait for it. */
+  #sending?: Promise<void>;
   #queue: Uint8Array[] = [];
   /** A read is waiting and our queue is empty: the next bytes go straight to it. */
   #readWaiting = false;
@@ -623,9 +664,14 @@ class Stream implements SpdyStream {
     this.reply = this.#reply.promise;
     this.reply.catch(() => {}); // nobody has to wait for the reply
     this.closed = this.#closed.promise;
-    this.readable = new ReadableStream<Uint8Array>({
+    this.#localDone = fin;
+  }
+
+  get readable(): ReadableStream<Uint8Array> {
+    this.#readable ??= new ReadableStream<Uint8Array>({
       start: (controller) => {
         this.#readController = controller;
+        if (this.#readableEnded) this.#closeReadable();
       },
       pull: () => this.#pull(),
       cancel: () => {
@@ -634,28 +680,73 @@ class Stream implements SpdyStream {
         this.#host.consumed(this, this.#dropQueue());
       },
     }, { highWaterMark: 0 });
-    this.writable = new WritableStream<Uint8Array>({
+    return this.#readable;
+  }
+
+  get writable(): WritableStream<Uint8Array> {
+    this.#writable ??= new WritableStream<Uint8Array>({
       start: (controller) => {
         this.#writeController = controller;
+        if (this.#error) controller.error(this.#error);
       },
-      write: (chunk) => this.#host.sendData(this, chunk),
+      write: (chunk) => this.send(chunk),
       close: () => {
-        if (this.#localDone && !this.#error) return; // opened with FIN
+        if (this.#localDone && !this.#error) return; // opened with FIN, or finish() came first
         this.assertWritable();
-        this.#localDone = true;
-        this.#host.sendFin(this);
-        this.#maybeDone();
+        this.finish();
       },
       abort: () => this.reset(),
     });
-    if (fin) {
-      this.#localDone = true;
-      this.writable.close().catch(() => {});
-    }
+    return this.#writable;
   }
 
   get remoteDone(): boolean {
     return this.#remoteDone;
+  }
+
+  attach(sink: StreamSink): void {
+    this.#sink = sink;
+    this.#flushToSink();
+  }
+
+  pauseSink(): void {
+    this.#sinkPaused = true;
+  }
+
+  resumeSink(): void {
+    this.#sinkPaused = false;
+    this.#flushToSink();
+  }
+
+  send(chunk: Uint8Array): Promise<void> | undefined {
+    if (this.#sending) return this.#track(this.#sending.then(() => this.#host.sendData(this, chunk)));
+    try {
+      const waiting = this.#host.sendData(this, chunk);
+      return waiting && this.#track(waiting);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  finish(): void {
+    const fin = () => {
+      if (this.#localDone || this.#error) return;
+      this.#localDone = true;
+      this.#host.sendFin(this);
+      this.#maybeDone();
+    };
+    if (this.#sending) this.#sending.then(fin, () => {});
+    else fin();
+  }
+
+  /** Remembers the send in progress until it settles, so the next one queues behind it. */
+  #track(sending: Promise<void>): Promise<void> {
+    this.#sending = sending;
+    const clear = () => {
+      if (this.#sending === sending) this.#sending = undefined;
+    };
+    sending.then(clear, clear);
+    return sending;
   }
 
   /** Throws why this stream cannot take more bytes. */
@@ -683,11 +774,18 @@ class Stream implements SpdyStream {
       this.#host.consumed(this, data.length);
       return;
     }
-    if (this.#readWaiting && this.#queue.length === 0) {
-      this.#readWaiting = false;
-      this.#readController.enqueue(data);
-      this.#host.consumed(this, data.length);
-      return;
+    if (this.#queue.length === 0) {
+      if (this.#sink && !this.#sinkPaused) {
+        this.#host.consumed(this, data.length);
+        this.#sink.data(data);
+        return;
+      }
+      if (this.#readWaiting) {
+        this.#readWaiting = false;
+        this.#readController!.enqueue(data);
+        this.#host.consumed(this, data.length);
+        return;
+      }
     }
     this.#queue.push(data);
     this.queuedBytes += data.length;
@@ -704,6 +802,18 @@ class Stream implements SpdyStream {
     this.#maybeDone();
   }
 
+  /** Hands what waited to the attached sink, as long as it is not paused. */
+  #flushToSink(): void {
+    while (this.#sink && !this.#sinkPaused && this.#queue.length > 0 && !this.#readableEnded) {
+      const chunk = this.#queue.shift()!;
+      this.queuedBytes -= chunk.length;
+      this.#host.consumed(this, chunk.length);
+      this.#host.buffered(this, -chunk.length);
+      this.#sink.data(chunk);
+    }
+    if (this.#sink && this.#queue.length === 0 && this.#remoteDone) this.#endReadable();
+  }
+
   #pull(): void {
     const chunk = this.#queue.shift();
     if (!chunk) {
@@ -712,16 +822,22 @@ class Stream implements SpdyStream {
       return;
     }
     this.queuedBytes -= chunk.length;
-    this.#readController.enqueue(chunk);
+    this.#readController!.enqueue(chunk);
     this.#host.consumed(this, chunk.length);
     this.#host.buffered(this, -chunk.length);
     if (this.#queue.length === 0 && this.#remoteDone) this.#endReadable();
   }
 
-  /** Our queue is empty and the peer is done: close the readable, or fail it if the peer side broke. */
+  /** Our queue is empty and the peer is done: end the sink or the readable (failed if the peer side broke). */
   #endReadable(): void {
     if (this.#readableEnded) return;
     this.#readableEnded = true;
+    if (this.#sink) this.#sink.end(this.#remoteError);
+    else this.#closeReadable();
+  }
+
+  #closeReadable(): void {
+    if (!this.#readController) return; // made later: its start() closes it
     if (this.#remoteError) this.#readController.error(this.#remoteError);
     else this.#readController.close();
   }
@@ -762,7 +878,7 @@ class Stream implements SpdyStream {
     }
     this.#localDone = true;
     if (!this.#hasReply) this.#reply.reject(error);
-    this.#writeController.error(error);
+    this.#writeController?.error(error);
     this.#host.wakeWriters();
     this.#maybeDone();
   }

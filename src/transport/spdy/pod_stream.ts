@@ -16,16 +16,13 @@ export class SpdyPodStream implements PodStream {
   lastHeardAt: number;
   readonly #connection: SpdyPortForwardConnection;
   readonly #stream: PortStream;
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
-  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
   readonly #clock: Clock;
   readonly #settle: (error: Error | undefined) => void;
   readonly #onDone?: (clean: boolean) => void;
   #receiver?: PodReceiver;
-  /** A chunk read while nobody received (at most one: reading stops without a receiver). */
+  /** Chunks that arrived while nobody received (the SPDY stream holds the rest while paused). */
   readonly #held: Uint8Array[] = [];
   #paused = false;
-  #reading = false;
   #over = false;
   #writeClosed = false;
 
@@ -45,11 +42,15 @@ export class SpdyPodStream implements PodStream {
     this.#onDone = options.onDone;
     this.#clock = options.clock ?? systemClock;
     this.lastHeardAt = this.#clock.now();
-    this.#writer = stream.writable.getWriter();
-    this.#reader = stream.readable.getReader();
     const { promise, resolve } = Promise.withResolvers<Error | undefined>();
     this.closed = promise;
     this.#settle = resolve;
+    // held (not read) until someone receives: the SPDY stream then stops the socket past its limit
+    stream.pause();
+    stream.attach({
+      data: (chunk) => this.#onData(chunk),
+      end: (error) => this.#onEnd(error),
+    });
   }
 
   get open(): boolean {
@@ -59,27 +60,36 @@ export class SpdyPodStream implements PodStream {
   receive(receiver: PodReceiver | undefined): void {
     this.#receiver = receiver;
     while (receiver && this.#held.length > 0 && this.#receiver === receiver) receiver(this.#held.shift()!);
-    this.#pump();
+    this.#flow();
   }
 
   pause(): void {
     this.#paused = true;
+    this.#flow();
   }
 
   resume(): void {
     this.#paused = false;
-    this.#pump();
+    this.#flow();
   }
 
   write(chunk: Uint8Array, sent?: () => void): void {
     if (this.#over || this.#writeClosed) return sent?.();
-    this.#writer.write(chunk).then(() => sent?.(), () => sent?.());
+    let waiting: Promise<void> | undefined;
+    try {
+      waiting = this.#stream.send(chunk);
+    } catch {
+      // the stream broke: its end tells the owner why
+    }
+    if (!sent) return void waiting?.catch(() => {});
+    if (waiting) waiting.then(sent, sent);
+    else sent();
   }
 
   closeWrite(): boolean {
     if (!this.#writeClosed && !this.#over) {
       this.#writeClosed = true;
-      this.#writer.close().catch(() => {});
+      this.#stream.finish();
     }
     return true;
   }
@@ -89,53 +99,56 @@ export class SpdyPodStream implements PodStream {
     this.lastHeardAt = this.#clock.now();
   }
 
+  // both end this side first: the RST makes the SPDY stream report its own end, which must not count
+
   reset(reason?: Error): void {
     if (this.#over) return;
-    this.#stream.reset();
     this.#end(false, reason);
+    this.#stream.reset();
   }
 
   release(): void {
     if (this.#over) return;
     // nothing is in flight behind an idle stream: the connection stays for the next local connection
     this.#writeClosed = true;
-    this.#stream.reset();
     this.#end(true, undefined);
+    this.#stream.reset();
   }
 
-  /** Reads while someone receives and nobody paused; one read at a time. */
-  async #pump(): Promise<void> {
-    if (this.#reading || this.#over) return;
-    this.#reading = true;
-    try {
-      while (this.#receiver && !this.#paused && !this.#over) {
-        const { value, done } = await this.#reader.read();
-        if (done) {
-          const error = await Promise.race([
-            this.#stream.error,
-            new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ERROR_TEXT_WAIT_MS)),
-          ]);
-          this.#end(true, error);
-          return;
-        }
-        this.lastHeardAt = this.#clock.now();
-        // the receiver may have let go while the read ran: its next owner gets the chunk
-        const receiver = this.#receiver as PodReceiver | undefined;
-        if (receiver) receiver(value);
-        else this.#held.push(value);
-      }
-    } catch (error) {
-      this.#end(false, error as Error);
-    } finally {
-      this.#reading = false;
-    }
+  /** The SPDY stream delivers while someone receives and nobody paused. */
+  #flow(): void {
+    if (this.#over) return;
+    if (this.#receiver && !this.#paused) this.#stream.resume();
+    else this.#stream.pause();
+  }
+
+  #onData(chunk: Uint8Array): void {
+    if (this.#over) return;
+    this.lastHeardAt = this.#clock.now();
+    const receiver = this.#receiver;
+    if (receiver && this.#held.length === 0) receiver(chunk);
+    else this.#held.push(chunk);
+  }
+
+  #onEnd(error: Error | undefined): void {
+    if (this.#over) return;
+    if (error) return this.#end(false, error);
+    // the pod closed its side: the kubelet's text (a refused port) may still be on its way
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    Promise.race([
+      this.#stream.error,
+      new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), ERROR_TEXT_WAIT_MS)),
+    ]).then((text) => {
+      clearTimeout(timer);
+      this.#end(true, text);
+    });
   }
 
   #end(clean: boolean, error: Error | undefined): void {
     if (this.#over) return;
     this.#over = true;
     // the pod finished: our FIN completes the pair, so the pooled connection holds no stream for it any more
-    if (clean && !this.#writeClosed) this.#writer.close().catch(() => {});
+    if (clean && !this.#writeClosed) this.#stream.finish();
     this.#onDone?.(clean);
     this.#settle(error);
   }

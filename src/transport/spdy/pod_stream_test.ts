@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { PodPortError } from "../errors.ts";
 import { SpdyPodStream } from "./pod_stream.ts";
-import type { PortStream, SpdyPortForwardConnection } from "./port_forward.ts";
+import { portStreamOver } from "./_testing.ts";
+import type { SpdyPortForwardConnection } from "./port_forward.ts";
 
 /** A stream pair whose pod side the test plays: `pod.write` sends to kf, `fromKf` collects kf's bytes. */
 function pair(errorText?: PodPortError) {
@@ -9,15 +10,14 @@ function pair(errorText?: PodPortError) {
   const fromKf: Uint8Array[] = [];
   let kfClosedWrite = false;
   let reset = false;
-  const port: PortStream = {
-    readable: toKf.readable,
-    writable: new WritableStream({
+  const port = portStreamOver(
+    toKf.readable,
+    new WritableStream({
       write: (chunk) => void fromKf.push(chunk),
       close: () => void (kfClosedWrite = true),
     }),
-    error: Promise.resolve(errorText),
-    reset: () => void (reset = true),
-  };
+    { error: Promise.resolve(errorText), reset: () => void (reset = true) },
+  );
   const connection = { pod: "db-1", ping: () => Promise.resolve(1) } as unknown as SpdyPortForwardConnection;
   const done: boolean[] = [];
   const stream = new SpdyPodStream(connection, port, { onDone: (clean) => done.push(clean) });
@@ -83,4 +83,19 @@ Deno.test("SPDY stream: reset() cuts both streams and does not give the connecti
   assert.equal(wasReset(), true);
   assert.deepEqual(done, [false]);
   assert.equal(stream.open, false);
+});
+
+Deno.test("SPDY stream: release() is a clean end (the connection is reused), reset(reason) keeps its reason", async () => {
+  const released = pair();
+  released.stream.receive(() => {});
+  released.stream.release();
+  assert.equal(await released.stream.closed, undefined);
+  assert.deepEqual(released.done, [true]);
+  assert.equal(released.wasReset(), true, "the pair is reset on the wire");
+  const cut = pair();
+  cut.stream.receive(() => {});
+  const reason = new Error("cut by kf");
+  cut.stream.reset(reason);
+  assert.equal(await cut.stream.closed, reason);
+  assert.deepEqual(cut.done, [false]);
 });

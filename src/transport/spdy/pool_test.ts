@@ -6,6 +6,7 @@ import { FakeClock } from "../../watch/_testing.ts";
 import type { PodPort } from "../pod_stream.ts";
 import type { PortStream, SpdyCarrier, SpdyPortForwardConnection } from "./port_forward.ts";
 import { SpdyPool } from "./pool.ts";
+import { portStreamOver } from "./_testing.ts";
 
 /** Just enough of a SPDY port-forward connection for the pool: streams that the test ends by hand. */
 class FakeConnection {
@@ -23,12 +24,9 @@ class FakeConnection {
   openPort(port: number): Promise<PortStream> {
     const pod = new TransformStream<Uint8Array, Uint8Array>();
     const writer = pod.writable.getWriter();
-    const stream: PortStream = {
-      readable: pod.readable,
-      writable: new WritableStream(),
-      error: Promise.resolve(undefined),
-      reset: () => writer.abort().catch(() => {}),
-    };
+    const stream = portStreamOver(pod.readable, new WritableStream(), {
+      reset: () => void writer.abort().catch(() => {}),
+    });
     // the pod ends its side: the stream socket sees EOF and hands the connection back
     this.streams.push({ port, finish: () => writer.close().catch(() => {}) });
     return Promise.resolve(stream);

@@ -4,7 +4,7 @@ import type { Duplex } from "node:stream";
 import type { KubeClient } from "../../kube/client.ts";
 import { ApiError } from "../../kube/errors.ts";
 import { podErrorFromText, type PodPortError } from "../errors.ts";
-import { SpdyConnection, type SpdyStream } from "./connection.ts";
+import { SpdyConnection, type SpdyStream, type StreamSink } from "./connection.ts";
 import { WebSocketCarrier } from "./websocket_carrier.ts";
 
 /** The subprotocol the kubelet's SPDY port-forward handler speaks (`X-Stream-Protocol-Version`). */
@@ -44,10 +44,18 @@ export interface SpdyPortForwardOptions {
 
 /** One forwarded TCP connection to a pod port. */
 export interface PortStream {
-  /** Bytes from the pod; ends when the pod side closes. */
+  /** Bytes from the pod; ends when the pod side closes. (Or attach(): one or the other.) */
   readable: ReadableStream<Uint8Array>;
   /** Bytes to the pod; close() is a half-close (FIN): the pod sees EOF and can still answer. */
   writable: WritableStream<Uint8Array>;
+  /** The pod's bytes pushed as they arrive, without `readable` (see SpdyStream.attach). */
+  attach(sink: StreamSink): void;
+  pause(): void;
+  resume(): void;
+  /** Bytes to the pod without `writable`; a promise only when they could not be handed on at once. */
+  send(chunk: Uint8Array): Promise<void> | undefined;
+  /** Half-close (FIN) after what was sent. */
+  finish(): void;
   /** What the kubelet's error stream said once it ended (e.g. connection refused), else undefined. */
   error: Promise<PodPortError | undefined>;
   /** Drops the connection at once (RST on both streams). */
@@ -111,8 +119,17 @@ export class SpdyPortForwardConnection {
       return error;
     });
     return {
-      readable: dataStream.readable,
-      writable: dataStream.writable,
+      get readable() {
+        return dataStream.readable;
+      },
+      get writable() {
+        return dataStream.writable;
+      },
+      attach: (sink) => dataStream.attach(sink),
+      pause: () => dataStream.pauseSink(),
+      resume: () => dataStream.resumeSink(),
+      send: (chunk) => dataStream.send(chunk),
+      finish: () => dataStream.finish(),
       error,
       reset: () => {
         dataStream.reset();
@@ -138,23 +155,19 @@ export class SpdyPortForwardConnection {
 }
 
 /** Collects the error stream's text; whatever arrived counts even if the stream was then reset. */
-async function readErrorText(stream: SpdyStream): Promise<string | undefined> {
+function readErrorText(stream: SpdyStream): Promise<string | undefined> {
   const decoder = new TextDecoder();
   let text = "";
-  const reader = stream.readable.getReader();
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += decoder.decode(value, { stream: true });
-    }
-  } catch {
+  const { promise, resolve } = Promise.withResolvers<string | undefined>();
+  stream.attach({
+    data: (chunk) => void (text += decoder.decode(chunk, { stream: true })),
     // reset or connection lost: keep what came before
-  } finally {
-    reader.releaseLock();
-  }
-  text += decoder.decode();
-  return text.length > 0 ? text : undefined;
+    end: () => {
+      text += decoder.decode();
+      resolve(text.length > 0 ? text : undefined);
+    },
+  });
+  return promise;
 }
 
 /**

@@ -1,0 +1,60 @@
+/** Test helpers for the SPDY layer: a PortStream over plain web streams that a test plays the pod on. */
+
+import type { StreamSink } from "./connection.ts";
+import type { PodPortError } from "../errors.ts";
+import type { PortStream } from "./port_forward.ts";
+
+/**
+ * A PortStream whose pod bytes come from `readable` and whose bytes to the pod go to `writable`, with the
+ * push interface (attach/pause/resume/send/finish) that SpdyPodStream uses implemented over them.
+ */
+export function portStreamOver(
+  readable: ReadableStream<Uint8Array>,
+  writable: WritableStream<Uint8Array>,
+  options: { error?: Promise<PodPortError | undefined>; reset?: () => void } = {},
+): PortStream {
+  let sink: StreamSink | undefined;
+  let paused = false;
+  let pumping = false;
+  const reader = readable.getReader();
+  const writer = writable.getWriter();
+  const pump = async () => {
+    if (pumping) return;
+    pumping = true;
+    try {
+      while (sink && !paused) {
+        const { value, done } = await reader.read();
+        if (done) return sink.end(undefined);
+        sink.data(value);
+      }
+    } catch (error) {
+      sink?.end(error as Error);
+    } finally {
+      pumping = false;
+    }
+  };
+  return {
+    readable,
+    writable,
+    attach: (s) => {
+      sink = s;
+      pump();
+    },
+    pause: () => void (paused = true),
+    resume: () => {
+      paused = false;
+      pump();
+    },
+    send: (chunk) => writer.write(chunk),
+    finish: () => void writer.close().catch(() => {}),
+    error: options.error ?? Promise.resolve(undefined),
+    reset: () => {
+      options.reset?.();
+      // as a real SPDY stream does: a reset ends the attached sink at once, with an error
+      sink?.end(new Error("the stream was reset"));
+      sink = undefined;
+      reader.cancel().catch(() => {});
+      writer.abort().catch(() => {});
+    },
+  };
+}
