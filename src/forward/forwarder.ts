@@ -4,18 +4,30 @@ import type { ForwardSpec, Transport } from "../config/mod.ts";
 import { formatTarget, listenHosts } from "../config/mod.ts";
 import type { Clock } from "../clock.ts";
 import type { KubeClient } from "../kube/client.ts";
-import { ApiError } from "../kube/errors.ts";
 import type { ClusterHealth } from "../kube/health.ts";
 import type { Pod } from "../kube/types.ts";
 import type { SharedWatches } from "../watch/mod.ts";
 import { LocalListenError, NoReadyPodError } from "./errors.ts";
 import { type BoundListener, ListenFailure, listenOnHosts } from "./listen.ts";
-import { choosePod, choosePodRoundRobin, type Endpoint, endpointFor, isPodReady } from "./picker.ts";
+import {
+  choosePod,
+  choosePodRoundRobin,
+  type Endpoint,
+  endpointFor,
+  isPodReady,
+  standbyPods,
+} from "./picker.ts";
 import type { ForwardState, ForwardStatus, WireTransport } from "./status.ts";
 import { TargetWatch } from "./target_watch.ts";
 import { Tunnel, type TunnelCounters } from "./tunnel.ts";
 import { Prewarm, type Upstream } from "./prewarm.ts";
-import { fallbackDialer, type PodDialer, spdyDialer, webSocketDialer } from "../transport/mod.ts";
+import {
+  fallbackDialer,
+  type PodDialer,
+  spdyDialer,
+  spdyRefused,
+  webSocketDialer,
+} from "../transport/mod.ts";
 import { HttpConnection, type RequestLogEntry } from "./http/connection.ts";
 import { sniffConnection } from "./http/sniff.ts";
 import { Backoff } from "../watch/backoff.ts";
@@ -36,6 +48,9 @@ export interface ForwardDeps {
    */
   health?: ClusterHealth;
 }
+
+/** Pods besides the picked one that get a warm SPDY connection (a replacement, the next ready pod). */
+const STANDBY_PODS = 2;
 
 /** WebSocket dials of one forward at a time (SPDY streams need no dial of their own once connected). */
 const MAX_CONCURRENT_DIALS = 8;
@@ -106,14 +121,15 @@ export class Forward {
   /**
    * How pod streams are opened, per the spec's transport: `websocket` is one WebSocket v4 per connection;
    * `spdy` is the SPDY pool (tunnelled in a WebSocket, then the legacy upgrade once the tunnel is refused:
-   * an older server, a proxy, RBAC without `get`); `auto` is v4 until RBAC refuses it, then the pool. Each
-   * step is taken once and for good.
+   * an older server, a proxy, RBAC without `get`); `auto` is the pool, then v4 once the server refuses
+   * SPDY altogether. Each step is taken once and for good.
    */
   #opener(transport: Transport): PodDialer {
-    const websocket = this.#observed(webSocketDialer(this.#deps.client, this.namespace, this.#deps.clock));
+    const websocket = () =>
+      this.#observed(webSocketDialer(this.#deps.client, this.namespace, this.#deps.clock));
     if (transport === "websocket") {
       this.#transport = "websocket";
-      return websocket;
+      return websocket();
     }
     this.#transport = "spdy-websocket";
     const spdy = spdyDialer(this.#deps.client, this.namespace, {
@@ -128,18 +144,17 @@ export class Forward {
       },
     });
     if (transport === "spdy") return spdy;
-    // auto: WebSocket v4 first. Measured on the local cluster, its warm sockets hand over to a replacement
-    // pod in ~65 ms (p50) where the SPDY pool takes 73-112 ms, so v4 keeps the promise of "new connections go
-    // to a ready replacement at once"; the pool is `--transport spdy` (4x the new-connection rate). RBAC that
-    // refuses the WebSocket (a Role with only `create`, written for kubectl) moves to the SPDY pool for good.
-    this.#transport = "websocket";
+    // auto: the SPDY pool. A new local connection is two streams on a warm connection (v4 pays a TLS and
+    // WebSocket handshake for each one the prewarm has not opened yet: 0.3x kubectl's new-connection rate
+    // under ApacheBench, the pool ~1x), and a pooled connection dials nothing in the pod while idle. A
+    // server that refuses SPDY both ways (a proxy that passes only v4 WebSockets) moves to v4 for good.
     return fallbackDialer(
+      spdy,
       websocket,
-      () => spdy,
-      (error) => error instanceof ApiError && error.status === 403,
+      (error) => spdyRefused(error),
       () => {
-        this.#transport = "spdy-websocket";
-        // the pool warms connections itself: drop the v4 warm sockets and point it at the current pods
+        this.#transport = "websocket";
+        // v4 warm sockets are the prewarm's: point it at the current pods again
         for (const port of this.#ports) port.prewarm.renew();
         this.#onTargetChange();
         this.#changed();
@@ -468,6 +483,14 @@ export class Forward {
     return pod ? endpointFor(pod, remote, service) : undefined;
   }
 
+  /** Endpoints of the pods that may be picked after `chosen` (see standbyPods). */
+  #standbyFor(remote: number | string, chosen: string | undefined): Endpoint[] {
+    const service = this.spec.target.kind === "service" ? this.#target.service : undefined;
+    return standbyPods(this.#target.pods(), chosen, STANDBY_PODS)
+      .map((pod) => endpointFor(pod, remote, service))
+      .filter((endpoint) => endpoint !== undefined);
+  }
+
   #waitForEndpoint(
     remote: number | string,
     exclude: ReadonlySet<string>,
@@ -517,7 +540,8 @@ export class Forward {
     // after the connections waiting for a pod have had their turn: opening sockets costs CPU they need now
     this.#deps.clock.sleep(0, this.#abort.signal).then(() => {
       for (const port of this.#ports) {
-        port.prewarm.setEndpoint(port === first ? endpoint : this.#endpointNow(port.remote, new Set()));
+        const picked = port === first ? endpoint : this.#endpointNow(port.remote, new Set());
+        port.prewarm.setEndpoint(picked, this.#standbyFor(port.remote, picked?.pod));
       }
     }, () => {});
     const present = new Set(this.#target.pods().map((p) => p.metadata.name));

@@ -71,6 +71,16 @@ export function choosePod(
   return candidates.sort(newestFirst)[0];
 }
 
+/**
+ * Pods that may be picked next, for warm connections that dial nothing in the pod (SPDY): the other ready
+ * pods and those Running but not Ready yet (a replacement about to become ready), newest first.
+ */
+export function standbyPods(pods: Pod[], chosen: string | undefined, limit: number): Pod[] {
+  return pods.filter((pod) =>
+    pod.metadata.name !== chosen && !pod.metadata.deletionTimestamp && pod.status?.phase === "Running"
+  ).sort(newestFirst).slice(0, limit);
+}
+
 function newestFirst(a: Pod, b: Pod): number {
   const byAge = (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? "");
   return byAge !== 0 ? byAge : a.metadata.name.localeCompare(b.metadata.name);

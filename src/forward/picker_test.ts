@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import type { Pod, Service } from "../kube/types.ts";
-import { choosePod, choosePodRoundRobin, endpointFor, isPodReady, resolveContainerPort } from "./picker.ts";
+import {
+  choosePod,
+  choosePodRoundRobin,
+  endpointFor,
+  isPodReady,
+  resolveContainerPort,
+  standbyPods,
+} from "./picker.ts";
 
 function pod(
   name: string,
@@ -85,4 +92,22 @@ Deno.test("round-robin cycles through ready pods by name and skips excluded and 
   // the pod it used last is gone: the next one after its name
   assert.equal(choosePodRoundRobin(pods, { last: "b" })?.metadata.name, "c");
   assert.equal(choosePodRoundRobin([pod("x", { ready: false })]), undefined);
+});
+
+Deno.test("standby pods: Running ones other than the picked, ready or not yet, newest first, never deleting or pending", () => {
+  const pods = [
+    pod("picked", { created: "2026-01-01T00:00:03Z" }),
+    pod("old-ready", { created: "2026-01-01T00:00:01Z" }),
+    pod("starting", { ready: false, created: "2026-01-01T00:00:05Z" }),
+    pod("pending", { phase: "Pending", ready: false, created: "2026-01-01T00:00:06Z" }),
+    pod("going", { deleting: true, created: "2026-01-01T00:00:07Z" }),
+    pod("mid-ready", { created: "2026-01-01T00:00:02Z" }),
+  ];
+  assert.deepEqual(standbyPods(pods, "picked", 2).map((p) => p.metadata.name), ["starting", "mid-ready"]);
+  assert.deepEqual(standbyPods(pods, undefined, 5).map((p) => p.metadata.name), [
+    "starting",
+    "picked",
+    "mid-ready",
+    "old-ready",
+  ]);
 });

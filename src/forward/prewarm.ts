@@ -83,9 +83,13 @@ export class Prewarm {
     options.signal.addEventListener("abort", () => this.#drop(), { once: true });
   }
 
-  /** Points the prewarm at a pod (or nothing); a change drops the old sockets and warms new ones now. */
-  setEndpoint(endpoint: Endpoint | undefined): void {
-    this.#open.prewarmsItself?.warm(this, endpoint);
+  /**
+   * Points the prewarm at a pod (or nothing); a change drops the old sockets and warms new ones now.
+   * `standby`: pods that may be picked next; only a transport whose warm connections dial nothing in the
+   * pod (SPDY) warms them; a v4 socket would be a real connection to the user's server.
+   */
+  setEndpoint(endpoint: Endpoint | undefined, standby: readonly Endpoint[] = []): void {
+    this.#open.prewarmsItself?.warm(this, endpoint, standby);
     if (sameEndpoint(endpoint, this.#endpoint)) return;
     this.#endpoint = endpoint;
     this.#backoff.reset();

@@ -68,8 +68,11 @@ export interface PodStream {
  * opens in one round trip.
  */
 export interface SelfWarming {
-  /** `owner` (one per local port) now wants connections to this pod port, or none. */
-  warm(owner: object, target: PodPort | undefined): void;
+  /**
+   * `owner` (one per local port) now wants connections to this pod port, or none; and one idle connection
+   * each to the `standby` pods, so a handover to one of them costs no handshake.
+   */
+  warm(owner: object, target: PodPort | undefined, standby?: readonly PodPort[]): void;
   /** Replaces the idle connections (after a suspend they are probably dead). */
   renew(): void;
   /** Forgets idle connections to a pod a connection found unusable. */

@@ -78,6 +78,8 @@ export class SpdyPool implements SelfWarming {
   #entries: Pooled[] = [];
   /** The endpoint each prewarm (one per local port) points at: their pods get spares. */
   readonly #wanted = new Map<object, PodPort | undefined>();
+  /** Pods each owner may pick next: one idle connection each. */
+  readonly #standby = new Map<object, readonly PodPort[]>();
   #retry?: AbortController;
   #sweep?: AbortController;
   /** The server refused SPDY altogether: no more spares. */
@@ -162,8 +164,9 @@ export class SpdyPool implements SelfWarming {
     }
   }
 
-  warm(owner: object, endpoint: PodPort | undefined): void {
+  warm(owner: object, endpoint: PodPort | undefined, standby: readonly PodPort[] = []): void {
     this.#wanted.set(owner, endpoint);
+    this.#standby.set(owner, standby);
     const wanted = this.#wantedUids();
     for (const uid of this.#used) if (!wanted.has(uid)) this.#used.delete(uid);
     // connections to pods no longer picked: idle ones go now, busy ones when their connection ends
@@ -264,6 +267,7 @@ export class SpdyPool implements SelfWarming {
   #wantedUids(): Set<string> {
     const uids = new Set<string>();
     for (const endpoint of this.#wanted.values()) if (endpoint) uids.add(endpoint.uid);
+    for (const standby of this.#standby.values()) for (const endpoint of standby) uids.add(endpoint.uid);
     return uids;
   }
 
@@ -277,11 +281,21 @@ export class SpdyPool implements SelfWarming {
       const spare = this.#entries.filter((e) => e.uid === endpoint.uid && e.active === 0).length;
       // one spare for a pod nobody used yet: a handover to a new pod then costs one handshake, not several
       const want = this.#used.has(endpoint.uid) ? this.#spares : Math.min(1, this.#spares);
-      for (let i = spare; i < want; i++) {
-        const entry = this.#add(endpoint, 0);
-        entry.ready.then(() => this.#backoff.reset(), () => this.#scheduleRetry());
+      for (let i = spare; i < want; i++) this.#addSpare(endpoint);
+    }
+    // a standby pod needs one connection of any kind: opening, idle or busy
+    for (const standby of this.#standby.values()) {
+      for (const endpoint of standby) {
+        if (seen.has(endpoint.uid)) continue;
+        seen.add(endpoint.uid);
+        if (!this.#entries.some((e) => e.uid === endpoint.uid)) this.#addSpare(endpoint);
       }
     }
+  }
+
+  #addSpare(endpoint: PodPort): void {
+    const entry = this.#add(endpoint, 0);
+    entry.ready.then(() => this.#backoff.reset(), () => this.#scheduleRetry());
   }
 
   #scheduleRetry(): void {

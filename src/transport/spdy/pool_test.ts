@@ -202,3 +202,21 @@ Deno.test("a server that refuses SPDY altogether fails the open with its answer 
   assert.ok(attempts.includes("websocket") && attempts.includes("upgrade"), "both carriers were tried");
   abort.abort();
 });
+
+Deno.test("a standby pod gets one idle connection, which carries the first local connection once it is picked", async () => {
+  const { abort, dialled, pool, owner } = harness();
+  pool.warm(owner, pod1, [pod2]);
+  await settle();
+  assert.equal(dialled.length, 2, "one spare to the picked pod, one to the standby");
+  const toPod2 = dialled[1];
+  // the picked pod goes away; the standby is picked
+  pool.warm(owner, pod2, []);
+  await settle();
+  assert.equal(dialled[0].closedBy, "close", "the old pod's idle connection is closed");
+  const before = dialled.length;
+  const socket = await pool.open(pod2, abort.signal);
+  assert.equal(toPod2.streams.length, 1, "the standby connection carried it");
+  assert.ok(dialled.length >= before, "spares are topped up afterwards");
+  socket.reset();
+  abort.abort();
+});
