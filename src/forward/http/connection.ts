@@ -138,6 +138,8 @@ export class HttpConnection {
   readonly #parked = new Map<string, Link>();
   /** Pods that failed this connection recently; forgotten after a good response. */
   readonly #exclude = new Set<string>();
+  /** Pods the forward saw deleted while this connection had a stream to them. */
+  readonly #deleted = new Set<string>();
   /** The exchange whose request bytes are arriving. */
   #current?: Exchange;
   #first?: Promise<Upstream>;
@@ -182,6 +184,7 @@ export class HttpConnection {
 
   /** The pod was deleted: its upstreams are dead; requests in flight follow the replay rule. */
   podDeleted(pod: string): void {
+    this.#deleted.add(pod);
     const parked = this.#parked.get(pod);
     if (parked) parked.stream.reset();
     if (this.#link?.pod === pod) this.#link.stream.reset();
@@ -689,7 +692,11 @@ export class HttpConnection {
       this.#result = { pod: link.pod, error };
       return this.#finish(true);
     }
-    this.#exclude.add(link.pod);
+    // only a pod known to be gone is avoided: a pooled connection that broke under the stream (the API
+    // server restarted, the network dropped) says nothing about the pod, which stays the best place to go
+    if (this.#deleted.has(link.pod) || (link.error instanceof PodPortError && link.error.podGone)) {
+      this.#exclude.add(link.pod);
+    }
     this.#options.onPodFailed?.(link.pod, error);
     for (const exchange of inFlight) {
       if (exchange.replayable && exchange.kept && exchange.attempts < MAX_ATTEMPTS) {

@@ -102,6 +102,23 @@ Deno.test("HTTP: a GET whose pod goes away before the response is resent to anot
   }
 });
 
+Deno.test("HTTP: a GET whose carrier broke (not the pod) is resent without avoiding the pod", async () => {
+  const h = await harness();
+  try {
+    await h.client.write(encode("GET /again HTTP/1.1\r\nHost: x\r\n\r\n"));
+    await until(() => h.streams[0]?.writtenText().includes("GET /again"), "the request");
+    // e.g. the pooled SPDY connection died with the API server: nothing is known about the pod
+    h.streams[0].podFails(new Error("SPDY connection lost: the connection closed"));
+    await until(() => h.streams[1]?.writtenText().includes("GET /again"), "the resend");
+    assert.deepEqual(h.excluded[1], [], "the pod is still the one to use");
+    assert.equal(h.streams[1].pod, "pod-a");
+    h.streams[1].podSends(ok("again"));
+    assert.match((await h.responses(1))[0], /200 OK[\s\S]*again$/);
+  } finally {
+    await h.stop();
+  }
+});
+
 Deno.test("HTTP: a POST without Idempotency-Key is never resent: kf answers 502 and names itself", async () => {
   const h = await harness();
   try {
