@@ -58,3 +58,34 @@ export function portStreamOver(
     },
   };
 }
+
+/**
+ * Reads the header blocks HeaderCompressor writes (one zlib stream of stored deflate blocks, each header
+ * block ended by an empty one) and checks that they are exactly that.
+ */
+export class StoredBlocks {
+  #started = false;
+
+  read(compressed: Uint8Array): Uint8Array {
+    let at = 0;
+    if (!this.#started) {
+      this.#started = true;
+      if (compressed[0] !== 0x78 || (compressed[1] & 0x20) === 0) {
+        throw new Error("no zlib header with FDICT");
+      }
+      at = 6;
+    }
+    const out: number[] = [];
+    for (;;) {
+      if (compressed[at] !== 0) throw new Error(`not a stored, non-final block at ${at}`);
+      const length = compressed[at + 1] | (compressed[at + 2] << 8);
+      const check = compressed[at + 3] | (compressed[at + 4] << 8);
+      if ((length ^ 0xffff) !== check) throw new Error(`LEN/NLEN mismatch at ${at}`);
+      out.push(...compressed.subarray(at + 5, at + 5 + length));
+      at += 5 + length;
+      if (length === 0) break; // the sync flush ends the header block
+    }
+    if (at !== compressed.length) throw new Error(`${compressed.length - at} bytes after the sync flush`);
+    return new Uint8Array(out);
+  }
+}

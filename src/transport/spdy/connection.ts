@@ -127,11 +127,6 @@ export class SpdyConnection {
   readonly #decoder = new FrameDecoder();
   readonly #compressor = new HeaderCompressor();
   readonly #decompressor = new HeaderDecompressor();
-  /** SYN_STREAMs are compressed and written strictly one after another: the zlib context is shared. */
-  #synChain: Promise<unknown> = Promise.resolve();
-  /** Frames waiting while a header block before them is being decompressed (order must hold). */
-  #inbound: SpdyFrame[] = [];
-  #inflating = false;
   #nextStreamId = 1;
   #nextPingId = 1;
   readonly #pings = new Map<number, { sentAt: number; done: PromiseWithResolvers<number> }>();
@@ -223,52 +218,43 @@ export class SpdyConnection {
    * frames of a stream in order, so data may follow at once). Rejects when the connection cannot take it.
    */
   openStream(headers: HeaderMap, options: OpenStreamOptions = {}): Promise<SpdyStream> {
-    const unusable = this.#unusableError();
-    if (unusable) return Promise.reject(unusable);
-    let block: Uint8Array;
     try {
-      block = encodeHeaderBlock(headers);
+      return Promise.resolve(this.openStreamNow(headers, options));
     } catch (error) {
       return Promise.reject(error);
     }
-    const opened = this.#synChain.then(async () => {
-      const before = this.#unusableError();
-      if (before) throw before;
-      const compressed = await this.#compressor.compress(block);
-      // once compressed the frame must go out, or the peer's decompressor loses step with ours
-      if (this.#ended) throw this.#unusableError();
-      if (this.#nextStreamId > MAX_31_BIT) {
-        this.#closing = true;
-        throw new SpdyConnectionClosedError(
-          "Cannot open a SPDY stream: this connection used up its stream ids",
-          {
-            retryable: true,
-          },
-        );
-      }
-      const id = this.#nextStreamId;
-      this.#nextStreamId += 2;
-      const fin = options.fin ?? false;
-      const stream = new Stream(this.#host, id, headers, fin);
-      this.#streams.set(id, stream);
-      this.#send({
-        type: "SYN_STREAM",
-        streamId: id,
-        associatedStreamId: 0,
-        priority: options.priority ?? 0,
-        slot: 0,
-        flags: fin ? FLAG_FIN : 0,
-        headerBlock: compressed,
-      });
-      if (this.#goAway) {
-        stream.lost(
-          new SpdyConnectionClosedError("SPDY stream refused: the server sent GOAWAY", { retryable: true }),
-        );
-      }
-      return stream as SpdyStream;
+  }
+
+  /** openStream() without the promise: SYN_STREAM is written before this returns. Throws when it cannot. */
+  openStreamNow(headers: HeaderMap, options: OpenStreamOptions = {}): SpdyStream {
+    const unusable = this.#unusableError();
+    if (unusable) throw unusable;
+    if (this.#nextStreamId > MAX_31_BIT) {
+      this.#closing = true;
+      throw new SpdyConnectionClosedError(
+        "Cannot open a SPDY stream: this connection used up its stream ids",
+        {
+          retryable: true,
+        },
+      );
+    }
+    // encoded before the id is taken: a header the peer could not read must not leave a hole in the ids
+    const block = encodeHeaderBlock(headers);
+    const id = this.#nextStreamId;
+    this.#nextStreamId += 2;
+    const fin = options.fin ?? false;
+    const stream = new Stream(this.#host, id, headers, fin);
+    this.#streams.set(id, stream);
+    this.#send({
+      type: "SYN_STREAM",
+      streamId: id,
+      associatedStreamId: 0,
+      priority: options.priority ?? 0,
+      slot: 0,
+      flags: fin ? FLAG_FIN : 0,
+      headerBlock: this.#compressor.compress(block),
     });
-    this.#synChain = opened.catch(() => {});
-    return opened;
+    return stream;
   }
 
   /** Round-trip time in ms of one PING; rejects on timeout or when the connection ends first. */
@@ -376,42 +362,38 @@ export class SpdyConnection {
     if (this.#ended) return;
     this.#lastHeardAt = Date.now();
     try {
-      for (const frame of this.#decoder.push(chunk)) {
-        if (this.#inflating || this.#inbound.length > 0) this.#inbound.push(frame);
-        else this.#handle(frame);
-      }
+      for (const frame of this.#decoder.push(chunk)) this.#handle(frame);
     } catch (error) {
       this.#protocolError(error as Error);
     }
   }
 
-  /** Handles a frame now, or starts decompressing its header block (later frames wait for it). */
+  /**
+   * Handles a frame now. A header block is decompressed in order (one zlib stream per connection) but no
+   * frame waits for it: port-forwarding needs nothing from the peer's headers, and the first DATA of a
+   * stream must not wait for zlib behind its SYN_REPLY.
+   */
   #handle(frame: SpdyFrame): void {
     if (this.#ended) return;
     if (!hasHeaderBlock(frame)) return this.#handleFrame(frame);
-    this.#inflating = true;
+    const stream = frame.type === "SYN_STREAM" ? undefined : this.#streams.get(frame.streamId);
+    this.#handleHeaderFrame(frame, stream);
+    // a block we cannot read costs only its own headers: nothing depends on them (see above)
     this.#decompressor.decompress(frame.headerBlock).then((raw) => {
-      this.#inflating = false;
-      this.#handleHeaders(frame, decodeHeaderBlock(raw));
-      while (!this.#inflating && !this.#ended && this.#inbound.length > 0) {
-        this.#handle(this.#inbound.shift()!);
-      }
-    }).catch((error) => this.#protocolError(error));
+      if (frame.type === "SYN_REPLY") stream?.replyHeaders(decodeHeaderBlock(raw));
+    }).catch((error) => stream?.replyFailed(error));
   }
 
-  #handleHeaders(frame: HeaderBearingFrame, headers: HeaderMap): void {
+  #handleHeaderFrame(frame: HeaderBearingFrame, stream: Stream | undefined): void {
     if (frame.type === "SYN_STREAM") {
       // a server-initiated (pushed) stream: port-forwarding never uses them
       this.#send({ type: "RST_STREAM", streamId: frame.streamId, status: RstStatus.REFUSED_STREAM });
       return;
     }
-    const stream = this.#streams.get(frame.streamId);
     if (!stream) return; // we reset it already; late frames are expected
-    if (frame.type === "SYN_REPLY") {
-      if (!stream.replied(headers)) {
-        stream.resetWith(RstStatus.STREAM_IN_USE);
-        return;
-      }
+    if (frame.type === "SYN_REPLY" && !stream.replied()) {
+      stream.resetWith(RstStatus.STREAM_IN_USE);
+      return;
     }
     if (frame.flags & FLAG_FIN) stream.remoteFin();
   }
@@ -589,7 +571,6 @@ export class SpdyConnection {
     this.#streams.clear();
     for (const ping of this.#pings.values()) ping.done.reject(streamError);
     this.#pings.clear();
-    this.#inbound = [];
     this.#wakeWriters();
     this.#wakeDrain();
     this.#compressor.close();
@@ -758,11 +739,19 @@ class Stream implements SpdyStream {
   }
 
   /** Records SYN_REPLY; false when one came already (a protocol error of the peer). */
-  replied(headers: HeaderMap): boolean {
+  replied(): boolean {
     if (this.#hasReply) return false;
     this.#hasReply = true;
-    this.#reply.resolve(headers);
     return true;
+  }
+
+  /** The SYN_REPLY's headers, once decompressed. */
+  replyHeaders(headers: HeaderMap): void {
+    this.#reply.resolve(headers);
+  }
+
+  replyFailed(error: Error): void {
+    this.#reply.reject(error);
   }
 
   deliver(data: Uint8Array): void {

@@ -8,12 +8,12 @@ import {
   FLAG_FIN,
   FrameDecoder,
   HeaderCompressor,
-  HeaderDecompressor,
   type HeaderMap,
   type SpdyFrame,
 } from "./frames.ts";
 import { SpdyConnection, type SpdyConnection as SpdyConnectionType } from "./connection.ts";
 import { SpdyConnectionClosedError, SpdyStreamResetError } from "./errors.ts";
+import { StoredBlocks } from "./_testing.ts";
 
 /** The server end of an in-memory socket: decodes what the client sends, sends frames back. */
 class FakePeer {
@@ -23,7 +23,7 @@ class FakePeer {
   readonly synHeaders = new Map<number, HeaderMap>();
   ended = false;
   readonly #decoder = new FrameDecoder();
-  readonly #inflate = new HeaderDecompressor();
+  readonly #stored = new StoredBlocks();
   readonly #deflate = new HeaderCompressor();
   #inflating: Promise<unknown> = Promise.resolve();
   #waiters: (() => void)[] = [];
@@ -45,11 +45,8 @@ class FakePeer {
 
   #received(frame: SpdyFrame): void {
     if (frame.type === "SYN_STREAM") {
-      this.#inflating = this.#inflating.then(async () => {
-        this.synHeaders.set(
-          frame.streamId,
-          decodeHeaderBlock(await this.#inflate.decompress(frame.headerBlock)),
-        );
+      this.#inflating = this.#inflating.then(() => {
+        this.synHeaders.set(frame.streamId, decodeHeaderBlock(this.#stored.read(frame.headerBlock)));
         this.frames.push(frame);
         this.#wake();
       });
@@ -115,7 +112,6 @@ class FakePeer {
   }
 
   close(): void {
-    this.#inflate.close();
     this.#deflate.close();
   }
 }

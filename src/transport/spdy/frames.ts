@@ -650,35 +650,47 @@ class ZlibSteps {
 }
 
 /**
- * Compresses header blocks for one direction of one connection: a single zlib stream, so later blocks
- * refer back to earlier ones. Why raw deflate primed with the dictionary instead of `{dictionary}`: Deno's
- * node:zlib (2.9) ignores the option when deflating (measured: no FDICT bit, no back-references into the
- * dictionary). Compressing the dictionary first and throwing that output away leaves the same window a
- * preset dictionary would; the zlib header that announces the dictionary is written by hand.
+ * Encodes our header blocks for one connection as one zlib stream made of stored (uncompressed) deflate
+ * blocks. Any inflater reads that, so the peer's shared decompression context stays in step, and it costs
+ * no zlib at all: no asynchronous round trip per SYN_STREAM (two per forwarded connection), no deflate state
+ * per connection. Our blocks are some 60 bytes (port, requestid, streamtype), so compressing them would save
+ * a few dozen bytes per connection.
  */
 export class HeaderCompressor {
-  // a small window and hash table: header blocks are a few hundred bytes and the dictionary is 1.4 KB, so
-  // this compresses them as well as the defaults, in ~12 KB instead of ~260 KB per connection (a pooled
-  // SPDY connection per local connection makes that add up); the peer inflates with any window up to 32 KB
-  readonly #zlib = new ZlibSteps(zlib.createDeflateRaw({ windowBits: 11, memLevel: 2 }));
   #started = false;
 
-  constructor() {
-    this.#zlib.step(SPDY_DICTIONARY).catch(() => {});
-  }
-
-  /** The compressed form of one name/value block; calls complete in order. */
-  async compress(block: Uint8Array): Promise<Uint8Array> {
-    const body = await this.#zlib.step(block);
-    if (this.#started) return body;
+  /** The zlib-stream form of one name/value block; must be called in the order the frames are sent. */
+  compress(block: Uint8Array): Uint8Array {
+    const blocks = Math.max(1, Math.ceil(block.length / MAX_STORED_BLOCK));
+    const header = this.#started ? new Uint8Array(0) : zlibHeaderWithDictionary();
     this.#started = true;
-    return concat([zlibHeaderWithDictionary(), body]);
+    // + an empty stored block, as zlib's Z_SYNC_FLUSH ends its output: inflaters (Go's flate) hand over a
+    // block's bytes only once they have read the header of the block after it
+    const out = new Uint8Array(header.length + blocks * 5 + block.length + SYNC_MARKER.length);
+    out.set(header);
+    let at = header.length;
+    for (let offset = 0, i = 0; i < blocks; i++, offset += MAX_STORED_BLOCK) {
+      const piece = block.subarray(offset, offset + MAX_STORED_BLOCK);
+      // BFINAL=0, BTYPE=00 (stored), padded to the byte; then LEN and its complement, little-endian
+      out[at] = 0;
+      out[at + 1] = piece.length & 0xff;
+      out[at + 2] = piece.length >> 8;
+      out[at + 3] = ~piece.length & 0xff;
+      out[at + 4] = (~piece.length >> 8) & 0xff;
+      out.set(piece, at + 5);
+      at += 5 + piece.length;
+    }
+    out.set(SYNC_MARKER, at);
+    return out;
   }
 
-  close(): void {
-    this.#zlib.close();
-  }
+  close(): void {}
 }
+
+/** The largest stored deflate block (LEN is 16 bits). */
+const MAX_STORED_BLOCK = 0xffff;
+/** An empty stored block: what a zlib sync flush emits. */
+const SYNC_MARKER = new Uint8Array([0x00, 0x00, 0x00, 0xff, 0xff]);
 
 /**
  * Decompresses the peer's header blocks, one zlib stream per connection. Primed like HeaderCompressor (a

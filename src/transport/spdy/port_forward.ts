@@ -95,7 +95,16 @@ export class SpdyPortForwardConnection {
    * Forwards one new TCP connection to `port` in the pod. The error stream is created first, then the data
    * stream, paired by a request id unique on this connection; bytes may be written at once.
    */
-  async openPort(port: number): Promise<PortStream> {
+  openPort(port: number): Promise<PortStream> {
+    try {
+      return Promise.resolve(this.openPortNow(port));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** openPort() without the promise; throws when the connection cannot take the streams. */
+  openPortNow(port: number): PortStream {
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
       throw new RangeError(`Cannot forward port ${port}: not a TCP port`);
     }
@@ -103,10 +112,11 @@ export class SpdyPortForwardConnection {
     // header names are lowercase on the wire (SPDY requires it); the kubelet reads them case-insensitively
     const headers = { port: String(port), requestid: requestId };
     // we never write on the error stream: FIN goes with its SYN_STREAM
-    const errorStream = await this.#connection.openStream({ ...headers, streamtype: "error" }, { fin: true });
+    // both SYN_STREAMs leave in this tick (one WebSocket message, one TLS record); no reply is awaited
+    const errorStream = this.#connection.openStreamNow({ ...headers, streamtype: "error" }, { fin: true });
     let dataStream: SpdyStream;
     try {
-      dataStream = await this.#connection.openStream({ ...headers, streamtype: "data" });
+      dataStream = this.#connection.openStreamNow({ ...headers, streamtype: "data" });
     } catch (error) {
       errorStream.reset();
       throw error;
