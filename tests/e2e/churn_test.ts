@@ -85,14 +85,18 @@ async function kfChurn(rounds: number) {
     const done = await churn(loop, rounds);
     await loop.stop();
     if (loop.failures.length > 0) console.log(kfProc.output);
-    // handover, per round: the first response served by a replacement pod, from that pod turning Ready
+    // handover, per round: the first response served by a replacement pod, from that pod turning Ready or,
+    // when the loop sent that request only later (it sends one at a time, every 50 ms), from the request's
+    // start: kf cannot answer a request before the client makes it
     const handovers: number[] = [];
     for (const round of done) {
       const first = loop.results.find((r) =>
         r.ok && r.startedAt >= round.deletedAt && !round.before.has(r.body!)
       );
       const readyTime = first && readyAt.get(first.body!);
-      if (first && readyTime !== undefined) handovers.push(Math.max(0, first.endedAt - readyTime));
+      if (first && readyTime !== undefined) {
+        handovers.push(Math.max(0, first.endedAt - Math.max(readyTime, first.startedAt)));
+      }
     }
     const served = new Set(loop.results.filter((r) => r.ok).map((r) => r.body));
     console.log(

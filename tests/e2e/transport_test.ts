@@ -202,7 +202,7 @@ Deno.test("kf forward (default transport): a client reading 200 MB at 1 MB/s doe
   try {
     await proc.waitFor(/ready pod=/);
     await keepAliveLoad(port, 20, 1_000); // warm-up: the forward's pooled connections
-    // The machine is shared: windows alone and beside a slow reader alternate (A B A B A), each slow reader
+    // The machine is shared: windows alone and beside a slow reader alternate (A B A B A B A), each slow reader
     // new and given time to back up its path, so that drift in the background load cancels out.
     const rssBefore = rssMb(proc.pid);
     let peak = rssBefore;
@@ -240,15 +240,15 @@ Deno.test("kf forward (default transport): a client reading 200 MB at 1 MB/s doe
     const beside: number[] = [];
     const slowReads: number[] = [];
     alone.push(await keepAliveLoad(port, 20, 3_000));
-    for (let round = 0; round < 2; round++) {
+    for (let round = 0; round < 3; round++) {
       const { requests, slowBytes } = await besideSlowReader();
       beside.push(requests);
       slowReads.push(slowBytes);
       alone.push(await keepAliveLoad(port, 20, 3_000));
     }
     // each beside window against the mean of the alone windows around it
-    const aloneAround = (alone[0] + 2 * alone[1] + alone[2]) / 2;
-    const kept = (beside[0] + beside[1]) / aloneAround;
+    const aloneAround = beside.reduce((sum, _, i) => sum + (alone[i] + alone[i + 1]) / 2, 0);
+    const kept = beside.reduce((sum, n) => sum + n, 0) / aloneAround;
     console.log(
       `    ${alone.join(", ")} requests alone, ${beside.join(", ")} beside a slow reader (${
         (kept * 100).toFixed(0)
