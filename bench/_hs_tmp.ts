@@ -4,7 +4,10 @@ import { webSocketDialer } from "../src/transport/websocket/dialer.ts";
 const [ctx, pod] = Deno.args;
 const client = KubeClient.load({ context: ctx });
 const req = new TextEncoder().encode("GET / HTTP/1.0\r\n\r\n");
-const pct = (a: number[]) => { a.sort((x, y) => x - y); return `p50 ${a[a.length >> 1].toFixed(1)} p90 ${a[Math.floor(a.length * 0.9)].toFixed(1)}`; };
+const pct = (a: number[]) => {
+  a.sort((x, y) => x - y);
+  return `p50 ${a[a.length >> 1].toFixed(1)} p90 ${a[Math.floor(a.length * 0.9)].toFixed(1)}`;
+};
 for (const carrier of ["websocket", "upgrade"] as const) {
   const open: number[] = [], first: number[] = [];
   for (let i = 0; i < 30; i++) {
@@ -14,10 +17,13 @@ for (const carrier of ["websocket", "upgrade"] as const) {
     const s = await c.openPort(80);
     const got = Promise.withResolvers<void>();
     s.attach({ data: () => got.resolve(), end: () => got.resolve() });
-    s.resume(); s.send(req);
+    s.resume();
+    s.send(req);
     await got.promise;
-    open.push(t1 - t0); first.push(performance.now() - t0);
-    s.reset(); c.destroy();
+    open.push(t1 - t0);
+    first.push(performance.now() - t0);
+    s.reset();
+    c.destroy();
   }
   console.log(`spdy ${carrier}: connect ${pct(open)}; connect+first byte ${pct(first)} ms`);
 }

@@ -11,8 +11,8 @@ import type { Column, Row, ScenarioResult } from "../lib/report.ts";
 import { freePorts, kfTool, type Running } from "../lib/tools.ts";
 
 /** One measured way to reach the servers: kf with a transport, kubectl, or direct. */
-type Way = "kf-auto" | "kf-websocket" | "kubectl" | "direct";
-const WAYS: Way[] = ["kf-auto", "kf-websocket", "kubectl", "direct"];
+type Way = "kf-auto" | "kf-spdy" | "kubectl" | "direct";
+const WAYS: Way[] = ["kf-auto", "kf-spdy", "kubectl", "direct"];
 
 interface Ports {
   pg: number;
@@ -30,7 +30,7 @@ export async function realServers(ctx: Ctx): Promise<Omit<ScenarioResult, "secon
   const [kfBase, kubectl] = ctx.toolsFor(kube);
   const tools = {
     "kf-auto": kfBase,
-    "kf-websocket": kfTool({ ...ctx.toolCtx, kube, kfTransport: "websocket" }, kfBase.version),
+    "kf-spdy": kfTool({ ...ctx.toolCtx, kube, kfTransport: "spdy" }, kfBase.version),
     kubectl,
   };
   const running: Running[] = [];
@@ -40,12 +40,12 @@ export async function realServers(ctx: Ctx): Promise<Omit<ScenarioResult, "secon
   const set = new Samples();
   const get = new Samples();
   // Samples are keyed by report column; kf's transports are told apart by row
-  const wsTps = new Samples();
-  const wsSet = new Samples();
-  const wsGet = new Samples();
+  const spdyTps = new Samples();
+  const spdySet = new Samples();
+  const spdyGet = new Samples();
   const errors: string[] = [];
   try {
-    for (const way of ["kf-auto", "kf-websocket", "kubectl"] as const) {
+    for (const way of ["kf-auto", "kf-spdy", "kubectl"] as const) {
       const [pg, redis] = freePorts(2);
       const forwards = [
         { name: "pg", target: "svc/pg", ports: [{ local: pg, remote: 5432 }] },
@@ -57,7 +57,7 @@ export async function realServers(ctx: Ctx): Promise<Omit<ScenarioResult, "secon
     const pgEnv = { ...env, PGPASSWORD: "kf" };
     await interleave(WAYS, ctx.options.reps, async (way, rep) => {
       const p = ports.get(way)!;
-      const column: Column = way === "kf-auto" || way === "kf-websocket" ? "kf" : way;
+      const column: Column = way === "kf-auto" || way === "kf-spdy" ? "kf" : way;
       const pgbench = await run("pgbench", [
         "-h",
         "127.0.0.1",
@@ -79,7 +79,7 @@ export async function realServers(ctx: Ctx): Promise<Omit<ScenarioResult, "secon
         errors.push(
           `rep ${rep + 1} ${way} pgbench: ${(pgbench.stderr || pgbench.stdout).trim().slice(0, 200)}`,
         );
-      } else (way === "kf-websocket" ? wsTps : tps).add(column, Number(tpsMatch[1]));
+      } else (way === "kf-spdy" ? spdyTps : tps).add(column, Number(tpsMatch[1]));
       const redis = await run("redis-benchmark", [
         "-p",
         String(p.redis),
@@ -98,8 +98,8 @@ export async function realServers(ctx: Ctx): Promise<Omit<ScenarioResult, "secon
           `rep ${rep + 1} ${way} redis-benchmark: ${(redis.stderr || redis.stdout).trim().slice(0, 200)}`,
         );
       } else {
-        (way === "kf-websocket" ? wsSet : set).add(column, Number(setMatch[1]));
-        (way === "kf-websocket" ? wsGet : get).add(column, Number(getMatch[1]));
+        (way === "kf-spdy" ? spdySet : set).add(column, Number(setMatch[1]));
+        (way === "kf-spdy" ? spdyGet : get).add(column, Number(getMatch[1]));
       }
       ctx.log(
         `  rep ${rep + 1} ${way}: pgbench ${tpsMatch?.[1] ?? "failed"} tps, redis SET ${
@@ -129,16 +129,16 @@ export async function realServers(ctx: Ctx): Promise<Omit<ScenarioResult, "secon
     method:
       `pgbench -c 8 -j 2 -T ${seconds} (TPC-B like, scale 1) to svc/pg and redis-benchmark -q -n ${redisRequests} ` +
       "-c 50 -t set,get to svc/redis (namespace default; PostgreSQL 15 and Redis 7 on loopback behind the fakelet); " +
-      "kf once with its default transport (the SPDY pool) and once with --transport websocket (v4), each row's kubectl and direct figures " +
+      "kf once with its default transport and once with --transport spdy, each row's kubectl and direct figures " +
       "are the same runs",
     reps: ctx.options.reps,
     rows: [
       row(`pgbench -c 8 TPS, kf default transport`, "tps", tps, tps),
-      row(`pgbench -c 8 TPS, kf websocket`, "tps", wsTps, tps),
+      row(`pgbench -c 8 TPS, kf spdy`, "tps", spdyTps, tps),
       row(`redis SET ops/s, kf default transport`, "ops/s", set, set),
-      row(`redis SET ops/s, kf websocket`, "ops/s", wsSet, set),
+      row(`redis SET ops/s, kf spdy`, "ops/s", spdySet, set),
       row(`redis GET ops/s, kf default transport`, "ops/s", get, get),
-      row(`redis GET ops/s, kf websocket`, "ops/s", wsGet, get),
+      row(`redis GET ops/s, kf spdy`, "ops/s", spdyGet, get),
     ],
     notes: errors.map((e) => `error: ${e}`),
   };

@@ -81,7 +81,7 @@ export function forwardCommand(io: CommandIO = defaultIO) {
     .addOption(
       new Option(
         "--transport <kind>",
-        "auto (pooled SPDY, v4 WebSocket where SPDY is refused), websocket or spdy",
+        "auto (WebSocket, SPDY when RBAC allows only create), websocket or spdy",
       ),
     )
     .addOption(

@@ -62,8 +62,8 @@ export interface ForwardSpec {
   addresses: string[];
   /**
    * How connections reach the pod: "websocket" (one WebSocket v4 each), "spdy" (streams on pooled SPDY
-   * connections per pod, tunnelled in a WebSocket like kubectl, or the legacy upgrade), or "auto": SPDY,
-   * then v4 when the server refuses SPDY altogether. @default {"auto"}
+   * connections per pod, tunnelled in a WebSocket like kubectl, or the legacy upgrade), or "auto": v4,
+   * switching to SPDY when RBAC allows only `create` on pods/portforward. @default {"auto"}
    */
   transport?: Transport;
   /**

@@ -21,13 +21,8 @@ import type { ForwardState, ForwardStatus, WireTransport } from "./status.ts";
 import { TargetWatch } from "./target_watch.ts";
 import { Tunnel, type TunnelCounters } from "./tunnel.ts";
 import { Prewarm, type Upstream } from "./prewarm.ts";
-import {
-  fallbackDialer,
-  type PodDialer,
-  spdyDialer,
-  spdyRefused,
-  webSocketDialer,
-} from "../transport/mod.ts";
+import { ApiError } from "../kube/errors.ts";
+import { fallbackDialer, type PodDialer, spdyDialer, webSocketDialer } from "../transport/mod.ts";
 import { HttpConnection, type RequestLogEntry } from "./http/connection.ts";
 import { sniffConnection } from "./http/sniff.ts";
 import { Backoff } from "../watch/backoff.ts";
@@ -121,8 +116,8 @@ export class Forward {
   /**
    * How pod streams are opened, per the spec's transport: `websocket` is one WebSocket v4 per connection;
    * `spdy` is the SPDY pool (tunnelled in a WebSocket, then the legacy upgrade once the tunnel is refused:
-   * an older server, a proxy, RBAC without `get`); `auto` is the pool, then v4 once the server refuses
-   * SPDY altogether. Each step is taken once and for good.
+   * an older server, a proxy, RBAC without `get`); `auto` is v4 until RBAC refuses it, then the pool. Each
+   * step is taken once and for good.
    */
   #opener(transport: Transport): PodDialer {
     const websocket = () =>
@@ -144,17 +139,19 @@ export class Forward {
       },
     });
     if (transport === "spdy") return spdy;
-    // auto: the SPDY pool. A new local connection is two streams on a warm connection (v4 pays a TLS and
-    // WebSocket handshake for each one the prewarm has not opened yet: 0.3x kubectl's new-connection rate
-    // under ApacheBench, the pool ~1x), and a pooled connection dials nothing in the pod while idle. A
-    // server that refuses SPDY both ways (a proxy that passes only v4 WebSockets) moves to v4 for good.
+    // auto: WebSocket v4 first. Measured on the local cluster under churn (force-deleting all pods, e2e churn
+    // test, 3 runs each): v4 hands over to a replacement pod in p50 64-83 ms, the SPDY pool in 76-106 ms, a
+    // handshake either way but fewer of them at once with v4. The pool is `--transport spdy`: ~1.1x kubectl's
+    // new-connection rate where v4 has 0.3x. RBAC that refuses the WebSocket (a Role with only `create`,
+    // written for kubectl) moves to the SPDY pool for good.
+    this.#transport = "websocket";
     return fallbackDialer(
-      spdy,
-      websocket,
-      (error) => spdyRefused(error),
+      websocket(),
+      () => spdy,
+      (error) => error instanceof ApiError && error.status === 403,
       () => {
-        this.#transport = "websocket";
-        // v4 warm sockets are the prewarm's: point it at the current pods again
+        this.#transport = "spdy-websocket";
+        // the pool warms connections itself: drop the v4 warm sockets and point it at the current pods
         for (const port of this.#ports) port.prewarm.renew();
         this.#onTargetChange();
         this.#changed();

@@ -124,7 +124,7 @@ function lastTransport(lines: string[]): string | undefined {
 
 for (
   const [verbs, carrier] of [
-    [["get", "create"], "spdy-websocket"],
+    [["get", "create"], "websocket"],
     [["create"], "spdy-upgrade"],
   ] as const
 ) {
