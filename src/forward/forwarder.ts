@@ -4,6 +4,7 @@ import type { ForwardSpec, Transport } from "../config/mod.ts";
 import { formatTarget, listenHosts } from "../config/mod.ts";
 import type { Clock } from "../clock.ts";
 import type { KubeClient } from "../kube/client.ts";
+import { ApiError } from "../kube/errors.ts";
 import type { ClusterHealth } from "../kube/health.ts";
 import type { Pod } from "../kube/types.ts";
 import type { SharedWatches } from "../watch/mod.ts";
@@ -21,7 +22,6 @@ import type { ForwardState, ForwardStatus, WireTransport } from "./status.ts";
 import { TargetWatch } from "./target_watch.ts";
 import { Tunnel, type TunnelCounters } from "./tunnel.ts";
 import { Prewarm, type Upstream } from "./prewarm.ts";
-import { ApiError } from "../kube/errors.ts";
 import { fallbackDialer, type PodDialer, spdyDialer, webSocketDialer } from "../transport/mod.ts";
 import { HttpConnection, type RequestLogEntry } from "./http/connection.ts";
 import { sniffConnection } from "./http/sniff.ts";
@@ -120,11 +120,10 @@ export class Forward {
    * step is taken once and for good.
    */
   #opener(transport: Transport): PodDialer {
-    const websocket = () =>
-      this.#observed(webSocketDialer(this.#deps.client, this.namespace, this.#deps.clock));
+    const websocket = this.#observed(webSocketDialer(this.#deps.client, this.namespace, this.#deps.clock));
     if (transport === "websocket") {
       this.#transport = "websocket";
-      return websocket();
+      return websocket;
     }
     this.#transport = "spdy-websocket";
     const spdy = spdyDialer(this.#deps.client, this.namespace, {
@@ -146,7 +145,7 @@ export class Forward {
     // written for kubectl) moves to the SPDY pool for good.
     this.#transport = "websocket";
     return fallbackDialer(
-      websocket(),
+      websocket,
       () => spdy,
       (error) => error instanceof ApiError && error.status === 403,
       () => {

@@ -164,8 +164,7 @@ export function prepare(): Promise<unknown> {
   return compressing ??= (async () => {
     const compressor = new HeaderCompressor();
     const blocks = [];
-    for (const block of headerBlockSeeds()) blocks.push(await compressor.compress(block));
-    compressor.close();
+    for (const block of headerBlockSeeds()) blocks.push(compressor.compress(block));
     return cachedCompressed = blocks;
   })();
 }

@@ -20,6 +20,6 @@ export type { PodDialer, PodPort, PodReceiver, PodStream, SelfWarming } from "./
 export { classifyPodError, PathTimeoutError, podErrorFromText, PodPortError } from "./errors.ts";
 export { fallbackDialer } from "./fallback.ts";
 export { webSocketDialer } from "./websocket/dialer.ts";
-export { spdyDialer, SpdyPool, type SpdyPoolOptions, spdyRefused } from "./spdy/pool.ts";
+export { spdyDialer, SpdyPool, type SpdyPoolOptions } from "./spdy/pool.ts";
 export { SpdyConnectionClosedError } from "./spdy/errors.ts";
 export type { SpdyCarrier } from "./spdy/port_forward.ts";

@@ -573,7 +573,6 @@ export class SpdyConnection {
     this.#pings.clear();
     this.#wakeWriters();
     this.#wakeDrain();
-    this.#compressor.close();
     this.#decompressor.close();
     if (reason) this.#socket.destroy();
     else {

@@ -112,7 +112,6 @@ class FakePeer {
   }
 
   close(): void {
-    this.#deflate.close();
   }
 }
 

@@ -683,8 +683,6 @@ export class HeaderCompressor {
     out.set(SYNC_MARKER, at);
     return out;
   }
-
-  close(): void {}
 }
 
 /** The largest stored deflate block (LEN is 16 bits). */

@@ -188,7 +188,6 @@ Deno.test("HeaderDecompressor reads what HeaderCompressor wrote, block after blo
     const decompressed = await Promise.all(compressed.map((c) => decompressor.decompress(c)));
     assert.deepEqual(decompressed, blocks);
   } finally {
-    compressor.close();
     decompressor.close();
   }
 });

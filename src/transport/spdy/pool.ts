@@ -145,7 +145,7 @@ export class SpdyPool implements SelfWarming {
       try {
         connection = await abortable(entry.ready, signal);
         signal.throwIfAborted();
-        const stream = await connection.openPort(endpoint.port);
+        const stream = connection.openPortNow(endpoint.port);
         this.#topUp();
         let released = false;
         const release = (clean: boolean) => {

@@ -21,7 +21,7 @@ class FakeConnection {
     this.carrier = carrier;
   }
 
-  openPort(port: number): Promise<PortStream> {
+  openPortNow(port: number): PortStream {
     const pod = new TransformStream<Uint8Array, Uint8Array>();
     const writer = pod.writable.getWriter();
     const stream = portStreamOver(pod.readable, new WritableStream(), {
@@ -29,7 +29,7 @@ class FakeConnection {
     });
     // the pod ends its side: the stream socket sees EOF and hands the connection back
     this.streams.push({ port, finish: () => writer.close().catch(() => {}) });
-    return Promise.resolve(stream);
+    return stream;
   }
 
   ping(): Promise<number> {
