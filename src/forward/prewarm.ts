@@ -2,7 +2,7 @@
 
 import type { Clock } from "../clock.ts";
 import { Backoff } from "../watch/backoff.ts";
-import { type PodDialer, PodPortError, type PodStream } from "../transport/mod.ts";
+import { type PodDialer, PodPortError, type PodStream, type SelfWarming } from "../transport/mod.ts";
 import type { Endpoint } from "./picker.ts";
 import { watchLiveness } from "./liveness.ts";
 
@@ -69,12 +69,24 @@ export class Prewarm {
   #retryTimer?: AbortController;
   #cold?: ColdReason;
   readonly #onCold?: (reason: ColdReason) => void;
+  readonly #alongside?: SelfWarming;
 
+  /**
+   * `alongside`: a pool that keeps its own connections beside these warm streams (auto's SPDY pool, which
+   * takes over a pod's HTTP connections once it has some); it is pointed at the same pod.
+   */
   constructor(
     open: PodDialer,
-    options: { clock: Clock; signal: AbortSignal; size?: number; onCold?: (reason: ColdReason) => void },
+    options: {
+      clock: Clock;
+      signal: AbortSignal;
+      size?: number;
+      onCold?: (reason: ColdReason) => void;
+      alongside?: SelfWarming;
+    },
   ) {
     this.#onCold = options.onCold;
+    this.#alongside = options.alongside;
     this.#open = open;
     this.#clock = options.clock;
     this.#signal = options.signal;
@@ -90,6 +102,7 @@ export class Prewarm {
    */
   setEndpoint(endpoint: Endpoint | undefined, standby: readonly Endpoint[] = []): void {
     this.#open.prewarmsItself?.warm(this, endpoint, standby);
+    this.#alongside?.warm(this, endpoint);
     if (sameEndpoint(endpoint, this.#endpoint)) return;
     this.#endpoint = endpoint;
     this.#backoff.reset();
@@ -125,6 +138,7 @@ export class Prewarm {
   /** Replaces the warm sockets now (after a suspend or network change they are probably dead). */
   renew(): void {
     this.#open.prewarmsItself?.renew();
+    this.#alongside?.renew();
     this.#drop();
     this.#backoff.reset();
     this.#fill();
@@ -133,6 +147,7 @@ export class Prewarm {
   /** Forgets warm sockets to a pod a connection found unusable. */
   invalidate(pod: string): void {
     this.#open.prewarmsItself?.invalidate(pod);
+    this.#alongside?.invalidate(pod);
     const stale = this.#pool.filter((w) => w.endpoint.pod === pod);
     if (stale.length === 0) return;
     this.#pool = this.#pool.filter((w) => w.endpoint.pod !== pod);

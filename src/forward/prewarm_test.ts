@@ -122,3 +122,35 @@ Deno.test("a Prewarm over a dialer that warms itself opens nothing and only poin
   assert.deepEqual(invalidated, ["db-1"]);
   abort.abort();
 });
+
+Deno.test("a Prewarm with a pool alongside keeps its own warm streams and points the pool at the same pod", async () => {
+  const told: (Endpoint | undefined)[] = [];
+  let renewed = 0;
+  const invalidated: string[] = [];
+  const alongside: SelfWarming = {
+    warm: (_owner, e) => told.push(e),
+    renew: () => renewed++,
+    invalidate: (pod) => invalidated.push(pod),
+  };
+  const clock = new FakeClock();
+  const opened: MemoryPodStream[] = [];
+  const dial: PodDialer = (target) => {
+    const stream = new MemoryPodStream(target.pod, { clock });
+    opened.push(stream);
+    return Promise.resolve(stream);
+  };
+  const abort = new AbortController();
+  const prewarm = new Prewarm(dial, { clock, signal: abort.signal, alongside });
+  prewarm.setEndpoint(endpoint);
+  await flush();
+  assert.equal(opened.length, 1, "its own warm stream, as without a pool");
+  const taken = await prewarm.take(endpoint);
+  assert.equal(taken?.stream, opened[0]);
+  prewarm.renew();
+  prewarm.invalidate("db-1");
+  prewarm.setEndpoint(undefined);
+  assert.deepEqual(told, [endpoint, undefined]);
+  assert.equal(renewed, 1);
+  assert.deepEqual(invalidated, ["db-1"]);
+  abort.abort();
+});

@@ -40,7 +40,13 @@ export interface ForwardStatus {
 
 /**
  * What carries a forward's connections now: SPDY streams on pooled connections tunnelled in WebSockets
- * (`spdy-websocket`, as kubectl >= 1.31), the same over the legacy SPDY upgrade (`spdy-upgrade`), or one
- * WebSocket v4 (`websocket`) per connection.
+ * (`spdy-websocket`, as kubectl >= 1.31), the same over the legacy SPDY upgrade (`spdy-upgrade`), one
+ * WebSocket v4 (`websocket`) per connection, or (`auto`) v4 for a pod's first connections and pooled SPDY
+ * for its later HTTP ones (`websocket+spdy-websocket`, `websocket+spdy-upgrade`).
  */
-export type WireTransport = "spdy-websocket" | "spdy-upgrade" | "websocket";
+export type WireTransport =
+  | "spdy-websocket"
+  | "spdy-upgrade"
+  | "websocket"
+  | "websocket+spdy-websocket"
+  | "websocket+spdy-upgrade";

@@ -124,7 +124,8 @@ function lastTransport(lines: string[]): string | undefined {
 
 for (
   const [verbs, carrier] of [
-    [["get", "create"], "websocket"],
+    // v4 for the first connection, then the pod's HTTP connections on pooled SPDY (tunnelled: `get` allows it)
+    [["get", "create"], "websocket+spdy-websocket"],
     [["create"], "spdy-upgrade"],
   ] as const
 ) {

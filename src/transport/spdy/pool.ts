@@ -41,6 +41,12 @@ export interface SpdyPoolOptions {
   streamsPerConnection?: number;
   /** Idle connections kept open to each wanted pod. @default 2 */
   spares?: number;
+  /**
+   * Open connections only to pods that a local connection went to (see `served`), and none to standby pods:
+   * the first connections to a new pod are carried by another transport, so a handover opens no extra
+   * handshakes beside theirs. @default false
+   */
+  onlyServedPods?: boolean;
   /** An idle connection beyond the spares is closed after this long. @default 30000 */
   idleMs?: number;
   /** Pings a quiet connection this often at most (below the kubelet's streaming idle timeout). */
@@ -70,6 +76,7 @@ export class SpdyPool implements SelfWarming {
   readonly #perConnection: number;
   readonly #spares: number;
   readonly #idleMs: number;
+  readonly #onlyServed: boolean;
   readonly #forcedCarrier?: SpdyCarrier;
   readonly #onCarrier?: (carrier: SpdyCarrier) => void;
   readonly #backoff: Backoff;
@@ -93,6 +100,7 @@ export class SpdyPool implements SelfWarming {
     this.#perConnection = options.streamsPerConnection ?? 1;
     this.#spares = options.spares ?? 2;
     this.#idleMs = options.idleMs ?? 30_000;
+    this.#onlyServed = options.onlyServedPods ?? false;
     this.#forcedCarrier = options.carrier;
     this.#onCarrier = options.onCarrier;
     this.#carrier = options.carrier ?? "websocket";
@@ -162,6 +170,20 @@ export class SpdyPool implements SelfWarming {
         if (signal.aborted || !claimed || entry.connection?.usable) throw error;
       }
     }
+  }
+
+  /** An open, idle connection to the target's pod is waiting: open() on it costs no handshake. */
+  hasIdle(target: PodPort): boolean {
+    return this.#entries.some((e) =>
+      e.uid === target.uid && e.active < this.#perConnection && e.connection?.usable === true
+    );
+  }
+
+  /** A local connection went to this pod over another transport: keep spares to it from now on. */
+  served(target: PodPort): void {
+    if (this.#used.has(target.uid)) return;
+    this.#used.add(target.uid);
+    this.#topUp();
   }
 
   warm(owner: object, endpoint: PodPort | undefined, standby: readonly PodPort[] = []): void {
@@ -278,12 +300,14 @@ export class SpdyPool implements SelfWarming {
     for (const endpoint of this.#wanted.values()) {
       if (!endpoint || seen.has(endpoint.uid)) continue;
       seen.add(endpoint.uid);
+      if (this.#onlyServed && !this.#used.has(endpoint.uid)) continue;
       const spare = this.#entries.filter((e) => e.uid === endpoint.uid && e.active === 0).length;
       // one spare for a pod nobody used yet: a handover to a new pod then costs one handshake, not several
       const want = this.#used.has(endpoint.uid) ? this.#spares : Math.min(1, this.#spares);
       for (let i = spare; i < want; i++) this.#addSpare(endpoint);
     }
     // a standby pod needs one connection of any kind: opening, idle or busy
+    if (this.#onlyServed) return;
     for (const standby of this.#standby.values()) {
       for (const endpoint of standby) {
         if (seen.has(endpoint.uid)) continue;

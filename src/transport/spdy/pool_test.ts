@@ -62,7 +62,9 @@ const stillClock: Clock = {
     new Promise((_resolve, reject) => signal?.addEventListener("abort", () => reject(signal.reason))),
 };
 
-function harness(options: { refuseTunnel?: boolean; refuseSpdy?: boolean; clock?: Clock } = {}) {
+function harness(
+  options: { refuseTunnel?: boolean; refuseSpdy?: boolean; clock?: Clock; onlyServedPods?: boolean } = {},
+) {
   const clock = options.clock ?? stillClock;
   const abort = new AbortController();
   const dialled: FakeConnection[] = [];
@@ -71,6 +73,7 @@ function harness(options: { refuseTunnel?: boolean; refuseSpdy?: boolean; clock?
   const pool = new SpdyPool({} as KubeClient, "default", {
     signal: abort.signal,
     clock,
+    onlyServedPods: options.onlyServedPods,
     onCarrier: (carrier) => carriers.push(carrier),
     dial: (_pod, carrier) => {
       attempts.push(carrier);
@@ -217,6 +220,37 @@ Deno.test("a standby pod gets one idle connection, which carries the first local
   const socket = await pool.open(pod2, abort.signal);
   assert.equal(toPod2.streams.length, 1, "the standby connection carried it");
   assert.ok(dialled.length >= before, "spares are topped up afterwards");
+  socket.reset();
+  abort.abort();
+});
+
+Deno.test("with onlyServedPods the pool opens nothing for a pod until it was served elsewhere, then keeps two idle connections", async () => {
+  const { abort, dialled, pool, owner } = harness({ onlyServedPods: true });
+  pool.warm(owner, pod1, [pod2]);
+  await settle();
+  assert.equal(
+    dialled.length,
+    0,
+    "no handshake beside the first connections' own (and none to standby pods)",
+  );
+  assert.equal(pool.hasIdle(pod1), false);
+  pool.served(pod1);
+  await settle();
+  assert.equal(dialled.length, 2, "two spares once the pod has served a connection");
+  assert.equal(pool.hasIdle(pod1), true);
+  assert.equal(pool.hasIdle(pod2), false, "idle connections are per pod");
+  const socket = await pool.open(pod1, abort.signal);
+  await settle();
+  assert.equal(dialled.filter((c) => c.streams.length > 0).length, 1, "it went on an idle connection");
+  assert.equal(dialled.length, 3, "topped up to two idle ones");
+  pool.served(pod1);
+  await settle();
+  assert.equal(dialled.length, 3, "served again: nothing more");
+  // the pod is no longer picked: its idle connections go, and nothing is idle for it
+  pool.warm(owner, pod2);
+  await settle();
+  assert.equal(pool.hasIdle(pod1), false);
+  assert.equal(dialled.length, 3, "the new pod gets nothing before it serves");
   socket.reset();
   abort.abort();
 });
