@@ -152,21 +152,18 @@ export const targets: Record<string, FuzzTarget<unknown>> = {
 
 /** Compressed header blocks as the peer sends them: the first carries the zlib header. */
 let cachedCompressed: Uint8Array[] | undefined;
-let compressing: Promise<Uint8Array[]> | undefined;
-
 function compressedSeeds(): Uint8Array[] {
   if (!cachedCompressed) throw new Error("call prepare() first");
   return cachedCompressed;
 }
 
-/** Builds the compressed seeds (async, zlib); the worker calls it before the first iteration. */
+/** Builds the compressed seeds; the worker calls it before the first iteration (kept async for it). */
 export function prepare(): Promise<unknown> {
-  return compressing ??= (async () => {
+  if (!cachedCompressed) {
     const compressor = new HeaderCompressor();
-    const blocks = [];
-    for (const block of headerBlockSeeds()) blocks.push(compressor.compress(block));
-    return cachedCompressed = blocks;
-  })();
+    cachedCompressed = headerBlockSeeds().map((block) => compressor.compress(block));
+  }
+  return Promise.resolve(cachedCompressed);
 }
 
 /** Runs a decoder on a side input: a SpdyProtocolError is fine there, anything else is not. */
