@@ -81,7 +81,7 @@ export function forwardCommand(io: CommandIO = defaultIO) {
     .addOption(
       new Option(
         "--transport <kind>",
-        "auto (WebSocket, SPDY when RBAC allows only create), websocket or spdy",
+        "auto (WebSocket, then pooled SPDY for HTTP; SPDY when RBAC allows only create), websocket or spdy",
       ),
     )
     .addOption(

@@ -62,8 +62,9 @@ export interface ForwardSpec {
   addresses: string[];
   /**
    * How connections reach the pod: "websocket" (one WebSocket v4 each), "spdy" (streams on pooled SPDY
-   * connections per pod, tunnelled in a WebSocket like kubectl, or the legacy upgrade), or "auto": v4,
-   * switching to SPDY when RBAC allows only `create` on pods/portforward. @default {"auto"}
+   * connections per pod, tunnelled in a WebSocket like kubectl, or the legacy upgrade), or "auto": v4 for a
+   * pod's first connections, then its HTTP connections on pooled SPDY; all SPDY when RBAC allows only
+   * `create` on pods/portforward. @default {"auto"}
    */
   transport?: Transport;
   /**
