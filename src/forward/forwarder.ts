@@ -421,7 +421,7 @@ export class Forward {
   /** The pod the next HTTP request on an idle connection goes to, per the forward's balance. */
   #choose(remote: number | string, exclude: ReadonlySet<string>): string | undefined {
     if (this.spec.balance !== "round-robin") return this.#endpointNow(remote, exclude)?.pod;
-    const service = this.spec.target.kind === "service" ? this.#target.service : undefined;
+    const service = this.#service();
     const pod = choosePodRoundRobin(this.#target.pods(), {
       last: this.#lastRoundRobin,
       exclude,
@@ -503,13 +503,18 @@ export class Forward {
     }
   }
 
+  /** The Service whose port names and numbers map to pod ports (service targets only). */
+  #service() {
+    return this.spec.target.kind === "service" ? this.#target.service : undefined;
+  }
+
   #isReady(pod: string): boolean {
     const found = this.#target.pods().find((p) => p.metadata.name === pod);
     return found !== undefined && isPodReady(found);
   }
 
   #endpointNow(remote: number | string, exclude: ReadonlySet<string>, prefer?: string): Endpoint | undefined {
-    const service = this.spec.target.kind === "service" ? this.#target.service : undefined;
+    const service = this.#service();
     const usable = (pod: Pod) => endpointFor(pod, remote, service) !== undefined;
     const pods = this.#target.pods();
     // a round-robin request names its pod; sticky ones get the forward's current pod
@@ -524,7 +529,7 @@ export class Forward {
 
   /** Endpoints of the pods that may be picked after `chosen` (see standbyPods). */
   #standbyFor(remote: number | string, chosen: string | undefined): Endpoint[] {
-    const service = this.spec.target.kind === "service" ? this.#target.service : undefined;
+    const service = this.#service();
     return standbyPods(this.#target.pods(), chosen, STANDBY_PODS)
       .map((pod) => endpointFor(pod, remote, service))
       .filter((endpoint) => endpoint !== undefined);
