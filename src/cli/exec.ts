@@ -4,12 +4,13 @@ import { Command, Option } from "@commander-js/extra-typings";
 import { UsageError } from "../errors.ts";
 import { type CommandIO, defaultIO } from "./ps.ts";
 import { examples, paragraphs } from "./help.ts";
+import { withForwardOptions } from "./forward_options.ts";
 
 /** How long `kf exec` waits for every forward to be ready before it gives up (exit 1). */
 const DEFAULT_READY_TIMEOUT = "30s";
 
 export function execCommand(io: CommandIO = defaultIO) {
-  return new Command("exec")
+  const command = new Command("exec")
     .summary("Run a command with forwards around it: start, wait until ready, run, stop")
     .description(
       paragraphs(
@@ -34,21 +35,11 @@ export function execCommand(io: CommandIO = defaultIO) {
     )
     .usage("[options] [-f kf.yaml | TARGET PORTS...] -- CMD [ARGS...]")
     .argument("[target]", "svc/NAME, deploy/NAME, sts/NAME, rs/NAME, pod/NAME or a pod name")
-    .argument("[args...]", "port mappings, then -- and the command to run")
-    .option(
-      "-f, --file <path>",
-      "config file (repeatable)",
-      (value, previous: string[] = []) => [...previous, value],
-    )
-    .option("--only <names>", "with -f: run only these forwards (comma-separated)")
-    .option("-n, --namespace <ns>", "namespace (default: the context's)")
-    .option("--context <name>", "kubeconfig context (default: current-context)")
-    .option("--kubeconfig <path>", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
-    .option("--address <ip>", "local address to listen on")
-    .option("-l, --selector <selector>", "pick pods by label selector instead of a target")
-    .option("--name <name>", "name of an ad hoc forward, and so of its variables (default: from the target)")
-    .addOption(new Option("--transport <kind>", "auto, websocket or spdy"))
-    .option("--pod-wait-timeout <duration>", "how long a new connection waits for a ready pod (e.g. 30s)")
+    .argument("[args...]", "port mappings, then -- and the command to run");
+  return withForwardOptions(
+    command,
+    "name of an ad hoc forward, and so of its variables (default: from the target)",
+  )
     .option(
       "--ready-timeout <duration>",
       "how long to wait for every forward to be ready",

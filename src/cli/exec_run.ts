@@ -13,7 +13,7 @@ import { resolveStateDir, SessionRecorder } from "../state/mod.ts";
 import type { CommandIO } from "./ps.ts";
 import { dotenv, forwardEnv } from "./exec_env.ts";
 import { ExitWith } from "./exit.ts";
-import { formatForwardLine } from "./forward_output.ts";
+import { formatForwardLine, formatRequestLine } from "./forward_output.ts";
 
 export interface RunExecOptions {
   io: CommandIO;
@@ -48,6 +48,9 @@ export async function runExec(specs: ForwardSpec[], argv: string[], options: Run
     if (event.type === "failed" && child) {
       io.err(`kf: ${event.forward} failed: ${event.error.message}\n`);
       if (event.error instanceof KfError && event.error.hint) io.err(`  hint: ${event.error.hint}\n`);
+    } else if (event.type === "request") {
+      // --log-requests: on stderr with kf's other messages, CMD's output stays untouched
+      io.err(`kf: ${formatRequestLine(event.forward, event.request)}\n`);
     } else if (event.type === "connection-error") {
       io.err(
         `kf: ${event.forward} connection error${event.pod ? ` (pod ${event.pod})` : ""}: ${event.message}\n`,

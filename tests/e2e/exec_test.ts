@@ -37,6 +37,30 @@ Deno.test("kf exec: curl through the forward with KF_ECHO_HOST/KF_ECHO_PORT, the
   assert.deepEqual(JSON.parse(ps.stdout).sessions, []);
 });
 
+Deno.test("kf exec takes kf forward's per-forward options: --log-requests reports each request on stderr", async () => {
+  const stateDir = tempStateDir();
+  const out = await kf(
+    [
+      "exec",
+      "svc/echo",
+      "0:80",
+      "--log-requests",
+      "--balance",
+      "round-robin",
+      "--",
+      "sh",
+      "-c",
+      'curl -s --max-time 10 "http://$KF_ECHO_HOST:$KF_ECHO_PORT/a" "http://$KF_ECHO_HOST:$KF_ECHO_PORT/b"',
+    ],
+    { env: { KF_STATE_DIR: stateDir } },
+  );
+  assert.equal(out.code, 0, out.stderr);
+  assert.match(out.stdout, /echo-.*echo-/s, "both answers reach the command's stdout");
+  assert.doesNotMatch(out.stdout, /GET \/a/, "kf's request log stays off the command's stdout");
+  assert.match(out.stderr, /^kf: echo GET \/a 200 pod=echo-\S+ /m);
+  assert.match(out.stderr, /^kf: echo GET \/b 200 pod=echo-\S+ /m);
+});
+
 Deno.test("kf exec exits with the command's code, and with 127 for a missing command", async () => {
   const stateDir = tempStateDir();
   const env = { KF_STATE_DIR: stateDir };
