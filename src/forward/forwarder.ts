@@ -86,7 +86,7 @@ export class Forward {
   #drained?: PromiseWithResolvers<void>;
   #state: ForwardState = "starting";
   #transport: WireTransport = "spdy-websocket";
-  /** auto only: the SPDY pool that carries a pod's HTTP connections once v4 has served one (see #opener). */
+  /** auto only: the SPDY pool that carries a pod's HTTP connections once it has answered one (see #opener). */
   #httpPool?: SpdyPool;
   /** The pool has carried a connection: the status says so. */
   #httpPoolUsed = false;
@@ -150,9 +150,9 @@ export class Forward {
     // auto: a pod's first connections over WebSocket v4, its later HTTP connections on pooled SPDY
     // connections. Measured on the local cluster under churn (force-deleting all pods, e2e churn test, 3 runs
     // each): v4 hands over to a replacement pod in p50 64-83 ms, the SPDY pool alone in 76-106 ms (a handshake
-    // either way, but more of them at once). Once a pod has served HTTP over v4, the pool opens its spares:
-    // a new connection on an idle one costs two SYN_STREAMs instead of a TLS and WebSocket handshake (~4x
-    // kubectl's new-connection rate of v4 alone). Other TCP stays on v4: per message it costs less CPU than
+    // either way, but more of them at once). Once a pod has answered HTTP, the pool opens its spares: a new
+    // connection on an idle one costs two SYN_STREAMs instead of a TLS and WebSocket handshake (~4x the
+    // new-connection rate of v4 alone). Other TCP stays on v4: per message it costs less CPU than
     // SPDY in a WebSocket (redis GET over 20 connections: 6300 vs 5200-5400 ops/s).
     // RBAC that refuses the WebSocket (a Role with only `create`, written for kubectl) moves everything to
     // the SPDY pool for good.
@@ -388,11 +388,8 @@ export class Forward {
       if (sniffed?.protocol === "tcp") {
         carrier = new Tunnel({ ...tunnelOptions, first, firstChunk: sniffed.firstChunk });
       } else {
-        if (!port.http) {
-          // HTTP clients open connections often: from now on this port's go on auto's SPDY pool when it can
-          port.http = true;
-          first?.then((upstream) => this.#httpPool?.served(upstream.endpoint), () => {});
-        }
+        // HTTP clients open connections often: from now on this port's go on auto's SPDY pool when it can
+        port.http = true;
         carrier = new HttpConnection({
           local: conn,
           counters: this.#counters,
@@ -405,7 +402,10 @@ export class Forward {
             this.#acquire(port, exclude, signal, this.#deps.clock.now(), prefer),
           choose: (exclude) => this.#choose(port.remote, exclude),
           onPodFailed,
-          onRequest: (request) => this.#onRequest(request),
+          onRequest: (request) => {
+            this.#onRequest(request);
+            this.#answeredHttp(port, request.pod);
+          },
         });
       }
     }
@@ -429,6 +429,19 @@ export class Forward {
     });
     this.#lastRoundRobin = pod?.metadata.name;
     return pod?.metadata.name;
+  }
+
+  /**
+   * A pod answered an HTTP request on this port: auto's pool opens its connections to it now. Not earlier: at
+   * a handover their handshakes would compete with the first request's own (measured: the churn handover p50
+   * rose by 10-20 ms when the pool started at the first v4 dial).
+   */
+  #answeredHttp(port: PortRuntime, podName: string | undefined): void {
+    const pool = this.#httpPool;
+    if (!pool || podName === undefined) return;
+    const pod = this.#target.pods().find((p) => p.metadata.name === podName);
+    const endpoint = pod ? endpointFor(pod, port.remote, this.#service()) : undefined;
+    if (endpoint) pool.served(endpoint);
   }
 
   #onRequest(request: RequestLogEntry): void {
@@ -470,16 +483,11 @@ export class Forward {
           return { stream, endpoint, early: [] };
         }
         const warm = await port.prewarm.take(endpoint);
-        if (warm) {
-          pool?.served(endpoint);
-          return warm;
-        }
+        if (warm) return warm;
         if (dial.signal.aborted) throw dial.signal.reason;
         const release = await this.#dialSlots.take(dial.signal);
         try {
-          const stream = await this.#open(endpoint, dial.signal);
-          pool?.served(endpoint);
-          return { stream, endpoint, early: [] };
+          return { stream: await this.#open(endpoint, dial.signal), endpoint, early: [] };
         } finally {
           release();
         }
