@@ -209,6 +209,11 @@ export async function openSpdyPortForward(
   const connection = new SpdyConnection(socket, {
     // the kubelet's SPDY library (spdystream) has no flow control and never sends WINDOW_UPDATE
     peerFlowControl: false,
+    // nor reads ours (an unhandled frame type there): with the default 64 KiB window a download sent one
+    // WINDOW_UPDATE, a WebSocket message and a TLS record of its own, per 32 KiB. Large windows keep that to
+    // one per 8 MiB while a peer with flow control still works; memory stays bounded by the buffer limits.
+    initialWindowSize: 16 * 1024 * 1024,
+    sessionWindowSize: 256 * 1024 * 1024,
     keepAliveIdleMs: Math.min(PING_IDLE_MS, options.keepAliveMs ?? PING_IDLE_MS),
     keepAliveTimeoutMs: PING_TIMEOUT_MS,
   });
