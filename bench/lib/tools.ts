@@ -19,6 +19,8 @@ export interface ForwardDef {
   ports: { local: number; remote: number }[];
   /** kf's `protocol:` for this forward (auto, http, tcp); unset = kf's default. Other tools ignore it. */
   protocol?: string;
+  /** kf's `transport:` for this forward, over the run's --kf-transport; unset = that or kf's default. */
+  transport?: string;
 }
 
 export interface Running {
@@ -86,6 +88,7 @@ export function kfConfig(ctx: ToolContext, forwards: ForwardDef[]): string {
     else lines.push(`    selector: ${yamlString(f.selector!)}`);
     lines.push(`    ports: [${f.ports.map((p) => yamlString(`${p.local}:${p.remote}`)).join(", ")}]`);
     if (f.protocol) lines.push(`    protocol: ${yamlString(f.protocol)}`);
+    if (f.transport) lines.push(`    transport: ${yamlString(f.transport)}`);
   }
   const path = Deno.makeTempFileSync({ dir: ctx.tempDir, prefix: "kf-", suffix: ".yaml" });
   Deno.writeTextFileSync(path, lines.join("\n") + "\n");
