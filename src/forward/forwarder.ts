@@ -47,6 +47,13 @@ export interface ForwardDeps {
 /** Pods besides the picked one that get a warm SPDY connection (a replacement, the next ready pod). */
 const STANDBY_PODS = 2;
 
+/**
+ * auto: how long a pod answers HTTP over v4 before the SPDY pool opens its connections to it. At a handover
+ * (or in a churn of short-lived pods) their handshakes would compete with the v4 dials that matter then; a
+ * client that keeps opening connections has them after this.
+ */
+const POOL_AFTER_MS = 1_500;
+
 /** WebSocket dials of one forward at a time (SPDY streams need no dial of their own once connected). */
 const MAX_CONCURRENT_DIALS = 8;
 /** A dial still unanswered after this long hints at a silent path: the cluster's health probe starts. */
@@ -90,6 +97,8 @@ export class Forward {
   #httpPool?: SpdyPool;
   /** The pool has carried a connection: the status says so. */
   #httpPoolUsed = false;
+  /** Pods (uids) that answered HTTP and whose pool connections open after POOL_AFTER_MS. */
+  readonly #poolPending = new Set<string>();
   #pod?: string;
   #hadPod = false;
   #totalConnections = 0;
@@ -432,16 +441,22 @@ export class Forward {
   }
 
   /**
-   * A pod answered an HTTP request on this port: auto's pool opens its connections to it now. Not earlier: at
-   * a handover their handshakes would compete with the first request's own (measured: the churn handover p50
-   * rose by 10-20 ms when the pool started at the first v4 dial).
+   * A pod answered an HTTP request on this port: auto's pool opens its connections to it POOL_AFTER_MS later,
+   * if the pod is still ready. Not at once: at a handover their handshakes would compete with the dials of
+   * the first requests (measured: the churn handover p50 rose by 10-20 ms when the pool started at the first
+   * v4 dial, and further on a busy machine when it started at the first answer).
    */
   #answeredHttp(port: PortRuntime, podName: string | undefined): void {
     const pool = this.#httpPool;
     if (!pool || podName === undefined) return;
     const pod = this.#target.pods().find((p) => p.metadata.name === podName);
     const endpoint = pod ? endpointFor(pod, port.remote, this.#service()) : undefined;
-    if (endpoint) pool.served(endpoint);
+    if (!endpoint || pool.serves(endpoint) || this.#poolPending.has(endpoint.uid)) return;
+    this.#poolPending.add(endpoint.uid);
+    this.#deps.clock.sleep(POOL_AFTER_MS, this.#abort.signal).then(() => {
+      this.#poolPending.delete(endpoint.uid);
+      if (this.#isReady(endpoint.pod)) pool.served(endpoint);
+    }, () => {});
   }
 
   #onRequest(request: RequestLogEntry): void {

@@ -179,6 +179,11 @@ export class SpdyPool implements SelfWarming {
     );
   }
 
+  /** served() was called for this pod (and it is still wanted). */
+  serves(target: PodPort): boolean {
+    return this.#used.has(target.uid);
+  }
+
   /** A local connection went to this pod over another transport: keep spares to it from now on. */
   served(target: PodPort): void {
     if (this.#used.has(target.uid)) return;

@@ -234,7 +234,9 @@ Deno.test("with onlyServedPods the pool opens nothing for a pod until it was ser
     "no handshake beside the first connections' own (and none to standby pods)",
   );
   assert.equal(pool.hasIdle(pod1), false);
+  assert.equal(pool.serves(pod1), false);
   pool.served(pod1);
+  assert.equal(pool.serves(pod1), true);
   await settle();
   assert.equal(dialled.length, 2, "two spares once the pod has served a connection");
   assert.equal(pool.hasIdle(pod1), true);
