@@ -4,13 +4,12 @@ import { Command, Option } from "@commander-js/extra-typings";
 import { UsageError } from "../errors.ts";
 import { type CommandIO, defaultIO } from "./ps.ts";
 import { examples, paragraphs } from "./help.ts";
-import { withForwardOptions } from "./forward_options.ts";
 
 /** How long `kf exec` waits for every forward to be ready before it gives up (exit 1). */
 const DEFAULT_READY_TIMEOUT = "30s";
 
 export function execCommand(io: CommandIO = defaultIO) {
-  const command = new Command("exec")
+  return new Command("exec")
     .summary("Run a command with forwards around it: start, wait until ready, run, stop")
     .description(
       paragraphs(
@@ -35,11 +34,42 @@ export function execCommand(io: CommandIO = defaultIO) {
     )
     .usage("[options] [-f kf.yaml | TARGET PORTS...] -- CMD [ARGS...]")
     .argument("[target]", "svc/NAME, deploy/NAME, sts/NAME, rs/NAME, pod/NAME or a pod name")
-    .argument("[args...]", "port mappings, then -- and the command to run");
-  return withForwardOptions(
-    command,
-    "name of an ad hoc forward, and so of its variables (default: from the target)",
-  )
+    .argument("[args...]", "port mappings, then -- and the command to run")
+    .option(
+      "-f, --file <path>",
+      "config file (repeatable)",
+      (value, previous: string[] = []) => [...previous, value],
+    )
+    .option("--only <names>", "with -f: run only these forwards (comma-separated)")
+    .option("-n, --namespace <ns>", "namespace (default: the context's)")
+    .option("--context <name>", "kubeconfig context (default: current-context)")
+    .option("--kubeconfig <path>", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    .option(
+      "--address <ips>",
+      "local addresses to listen on, comma-separated (default: localhost = 127.0.0.1 and ::1)",
+    )
+    .option("-l, --selector <selector>", "pick pods by label selector instead of a target")
+    .option("--name <name>", "name of an ad hoc forward, and so of its variables (default: from the target)")
+    .addOption(
+      new Option(
+        "--transport <kind>",
+        "auto (WebSocket, then pooled SPDY for HTTP; SPDY when RBAC allows only create), websocket or spdy",
+      ),
+    )
+    .addOption(
+      new Option("--protocol <kind>", "auto (HTTP/1.x handled per request, anything else TCP), http or tcp"),
+    )
+    .addOption(new Option("--balance <kind>", "HTTP requests: sticky (one pod while ready) or round-robin"))
+    .option(
+      "--log-requests",
+      "report every HTTP request on stderr (method, path, status, pod, duration, bytes)",
+    )
+    .option("--pod-wait-timeout <duration>", "how long a new connection waits for a ready pod (e.g. 30s)")
+    .option(
+      "--stream-idle-timeout <duration>",
+      "shortest idle timeout on the way to pods (kubelet, load balancer); idle connections get keep-alive " +
+        "traffic at a third of it (default 5m)",
+    )
     .option(
       "--ready-timeout <duration>",
       "how long to wait for every forward to be ready",

@@ -9,7 +9,6 @@ import { parseDuration } from "../config/duration.ts";
 import { UsageError } from "../errors.ts";
 import { type CommandIO, defaultIO } from "./ps.ts";
 import { examples, paragraphs } from "./help.ts";
-import { withForwardOptions } from "./forward_options.ts";
 
 /** How long open connections may finish after Ctrl-C / SIGTERM. */
 const DEFAULT_GRACE = "2s";
@@ -37,7 +36,7 @@ export interface ForwardCommandOptions {
 }
 
 export function forwardCommand(io: CommandIO = defaultIO) {
-  const command = new Command("forward")
+  return new Command("forward")
     .alias("fwd")
     .summary("Forward local ports to pods, following them through restarts and rollouts")
     .description(
@@ -61,9 +60,41 @@ export function forwardCommand(io: CommandIO = defaultIO) {
       ]),
     )
     .argument("[target]", "svc/NAME, deploy/NAME, sts/NAME, rs/NAME, pod/NAME or a pod name")
-    .argument("[ports...]", "port mappings, e.g. 8080:80 5432 9000:metrics");
-  return withForwardOptions(command, "name of an ad hoc forward (default: from the target)")
+    .argument("[ports...]", "port mappings, e.g. 8080:80 5432 9000:metrics")
+    .option(
+      "-f, --file <path>",
+      "config file (repeatable)",
+      (value, previous: string[] = []) => [...previous, value],
+    )
+    .option("--only <names>", "with -f: run only these forwards (comma-separated)")
+    .option("-n, --namespace <ns>", "namespace (default: the context's)")
+    .option("--context <name>", "kubeconfig context (default: current-context)")
+    .option("--kubeconfig <path>", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    .option(
+      "--address <ips>",
+      "local addresses to listen on, comma-separated (default: localhost = 127.0.0.1 and ::1)",
+      undefined,
+    )
+    .option("-l, --selector <selector>", "pick pods by label selector instead of a target")
+    .option("--name <name>", "name of an ad hoc forward (default: from the target)")
     .addOption(new Option("-o, --output <format>", "text, or json for NDJSON events").default("text"))
+    .addOption(
+      new Option(
+        "--transport <kind>",
+        "auto (WebSocket, then pooled SPDY for HTTP; SPDY when RBAC allows only create), websocket or spdy",
+      ),
+    )
+    .addOption(
+      new Option("--protocol <kind>", "auto (HTTP/1.x handled per request, anything else TCP), http or tcp"),
+    )
+    .addOption(new Option("--balance <kind>", "HTTP requests: sticky (one pod while ready) or round-robin"))
+    .option("--log-requests", "report every HTTP request (method, path, status, pod, duration, bytes)")
+    .option("--pod-wait-timeout <duration>", "how long a new connection waits for a ready pod (e.g. 30s)")
+    .option(
+      "--stream-idle-timeout <duration>",
+      "shortest idle timeout on the way to pods (kubelet, load balancer); idle connections get keep-alive " +
+        "traffic at a third of it (default 5m)",
+    )
     .option(
       "--network-settle <duration>",
       "after a network change or wake, how long the path must be stable before reconnecting (default 2s)",
