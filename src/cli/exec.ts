@@ -3,7 +3,7 @@
 import { Command, Option } from "@commander-js/extra-typings";
 import { UsageError } from "../errors.ts";
 import { type CommandIO, defaultIO } from "./ps.ts";
-import { examples, paragraphs } from "./help.ts";
+import { examples, FORWARD_OPTION_HELP, paragraphs } from "./help.ts";
 
 /** How long `kf exec` waits for every forward to be ready before it gives up (exit 1). */
 const DEFAULT_READY_TIMEOUT = "30s";
@@ -46,29 +46,28 @@ export function execCommand(io: CommandIO = defaultIO) {
     .option("--kubeconfig <path>", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
     .option(
       "--address <ips>",
-      "local addresses to listen on, comma-separated (default: localhost = 127.0.0.1 and ::1)",
+      FORWARD_OPTION_HELP.address,
     )
     .option("-l, --selector <selector>", "pick pods by label selector instead of a target")
     .option("--name <name>", "name of an ad hoc forward, and so of its variables (default: from the target)")
     .addOption(
       new Option(
         "--transport <kind>",
-        "auto (WebSocket, then pooled SPDY for HTTP; SPDY when RBAC allows only create), websocket or spdy",
+        FORWARD_OPTION_HELP.transport,
       ),
     )
     .addOption(
-      new Option("--protocol <kind>", "auto (HTTP/1.x handled per request, anything else TCP), http or tcp"),
+      new Option("--protocol <kind>", FORWARD_OPTION_HELP.protocol),
     )
-    .addOption(new Option("--balance <kind>", "HTTP requests: sticky (one pod while ready) or round-robin"))
+    .addOption(new Option("--balance <kind>", FORWARD_OPTION_HELP.balance))
     .option(
       "--log-requests",
       "report every HTTP request on stderr (method, path, status, pod, duration, bytes)",
     )
-    .option("--pod-wait-timeout <duration>", "how long a new connection waits for a ready pod (e.g. 30s)")
+    .option("--pod-wait-timeout <duration>", FORWARD_OPTION_HELP.podWaitTimeout)
     .option(
       "--stream-idle-timeout <duration>",
-      "shortest idle timeout on the way to pods (kubelet, load balancer); idle connections get keep-alive " +
-        "traffic at a third of it (default 5m)",
+      FORWARD_OPTION_HELP.streamIdleTimeout,
     )
     .option(
       "--ready-timeout <duration>",

@@ -8,7 +8,7 @@ import { isLoopback } from "../config/settings.ts";
 import { parseDuration } from "../config/duration.ts";
 import { UsageError } from "../errors.ts";
 import { type CommandIO, defaultIO } from "./ps.ts";
-import { examples, paragraphs } from "./help.ts";
+import { examples, FORWARD_OPTION_HELP, paragraphs } from "./help.ts";
 
 /** How long open connections may finish after Ctrl-C / SIGTERM. */
 const DEFAULT_GRACE = "2s";
@@ -72,7 +72,7 @@ export function forwardCommand(io: CommandIO = defaultIO) {
     .option("--kubeconfig <path>", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
     .option(
       "--address <ips>",
-      "local addresses to listen on, comma-separated (default: localhost = 127.0.0.1 and ::1)",
+      FORWARD_OPTION_HELP.address,
       undefined,
     )
     .option("-l, --selector <selector>", "pick pods by label selector instead of a target")
@@ -81,19 +81,18 @@ export function forwardCommand(io: CommandIO = defaultIO) {
     .addOption(
       new Option(
         "--transport <kind>",
-        "auto (WebSocket, then pooled SPDY for HTTP; SPDY when RBAC allows only create), websocket or spdy",
+        FORWARD_OPTION_HELP.transport,
       ),
     )
     .addOption(
-      new Option("--protocol <kind>", "auto (HTTP/1.x handled per request, anything else TCP), http or tcp"),
+      new Option("--protocol <kind>", FORWARD_OPTION_HELP.protocol),
     )
-    .addOption(new Option("--balance <kind>", "HTTP requests: sticky (one pod while ready) or round-robin"))
+    .addOption(new Option("--balance <kind>", FORWARD_OPTION_HELP.balance))
     .option("--log-requests", "report every HTTP request (method, path, status, pod, duration, bytes)")
-    .option("--pod-wait-timeout <duration>", "how long a new connection waits for a ready pod (e.g. 30s)")
+    .option("--pod-wait-timeout <duration>", FORWARD_OPTION_HELP.podWaitTimeout)
     .option(
       "--stream-idle-timeout <duration>",
-      "shortest idle timeout on the way to pods (kubelet, load balancer); idle connections get keep-alive " +
-        "traffic at a third of it (default 5m)",
+      FORWARD_OPTION_HELP.streamIdleTimeout,
     )
     .option(
       "--network-settle <duration>",
