@@ -12,7 +12,13 @@ import { Credentials, loadKubeconfig } from "./kubeconfig.ts";
 import WebSocket from "ws";
 import type { Socket } from "node:net";
 import { connectApiServer, type GatedSocket } from "./conn_socket.ts";
-import { NativeWebSocket, UpgradeRefusedError } from "./native_websocket.ts";
+import {
+  NativeTlsUnavailableError,
+  NativeWebSocket,
+  type NativeWebSocketOptions,
+  UpgradeRefusedError,
+} from "./native_websocket.ts";
+import { SocketOptions } from "./socket_options.ts";
 import { ApiError, ApiUnreachableError, KubeconfigError, type RequestPurpose } from "./errors.ts";
 
 export interface KubeClientOptions {
@@ -50,6 +56,10 @@ export class KubeClient {
   readonly #credentials: Credentials;
   // keep-alive pool: LISTs and GETs reuse TLS connections instead of a handshake each
   readonly #agent = new https.Agent({ keepAlive: true, maxSockets: 64 });
+  /** libc's setsockopt for client-certificate WebSockets on native TLS; null: not loaded yet. */
+  #socketOptions: SocketOptions | undefined | null = null;
+  /** Native TLS failed for this client's certificate in a way that would repeat: node:tls from now on. */
+  #certificateOnNodeTls = false;
 
   private constructor(contextName: string, namespace: string, server: string, credentials: Credentials) {
     this.contextName = contextName;
@@ -120,6 +130,13 @@ export class KubeClient {
     return options;
   }
 
+  /** SocketOptions for a client certificate on native TLS, or undefined: use node:tls. */
+  #nativeSocketOptions(): SocketOptions | undefined {
+    if (this.#certificateOnNodeTls) return undefined;
+    if (this.#socketOptions === null) this.#socketOptions = SocketOptions.open();
+    return this.#socketOptions;
+  }
+
   url(apiPath: string, query?: RequestOptions["query"]): URL {
     const url = new URL(this.server + apiPath);
     for (const [key, value] of Object.entries(query ?? {})) {
@@ -179,7 +196,7 @@ export class KubeClient {
     const tls = await this.httpsOptions();
     const url = this.url(apiPath, options.query);
     url.protocol = url.protocol === "http:" ? "ws:" : "wss:";
-    const native = nativeTlsOptions(tls);
+    const native = nativeTlsOptions(tls, () => this.#nativeSocketOptions());
     if (native) {
       try {
         const ws = await NativeWebSocket.connect(url, {
@@ -196,7 +213,9 @@ export class KubeClient {
         if (error instanceof UpgradeRefusedError) {
           throw apiErrorFrom(error.status, error.body, options.purpose);
         }
-        throw this.#networkError(error);
+        // a certificate native TLS cannot carry goes over node:tls below
+        if (!(error instanceof NativeTlsUnavailableError)) throw this.#networkError(error);
+        if (error.lasting) this.#certificateOnNodeTls = true;
       }
     }
     let raw: GatedSocket | undefined;
@@ -443,28 +462,48 @@ export function kubeconfigFiles(explicit?: string): string[] {
 }
 
 /**
- * Settings for Deno's native TLS when the connection needs nothing it lacks: no client certificate (it cannot
- * set TCP_NODELAY with one) and verification on. Undefined means: use node:tls (src/kube/conn_socket.ts).
- * KF_WEBSOCKET_TLS=node forces node:tls (for comparisons and as an escape hatch).
+ * Settings for Deno's native TLS when the connection needs nothing it lacks: verification on, and for a
+ * client certificate (PEM, not PKCS#12) the means to set TCP_NODELAY on its socket (socketOptions).
+ * Undefined means: use node:tls (src/kube/conn_socket.ts). KF_WEBSOCKET_TLS=node forces node:tls (for
+ * comparisons and as an escape hatch).
  */
 const FORCE_NODE_TLS = Deno.env.get("KF_WEBSOCKET_TLS") === "node";
 
 function nativeTlsOptions(
   tls: https.RequestOptions,
-): { caCerts?: string[]; headers: Record<string, string> } | undefined {
+  socketOptions: () => SocketOptions | undefined,
+):
+  | Pick<NativeWebSocketOptions, "caCerts" | "headers" | "clientCertificate" | "socketOptions" | "serverName">
+  | undefined {
   if (FORCE_NODE_TLS) return undefined;
-  if (tls.cert || tls.key || tls.pfx || tls.rejectUnauthorized === false) return undefined;
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(tls.headers ?? {})) {
-    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : String(value);
-  }
-  if (tls.auth) headers.Authorization = `Basic ${btoa(tls.auth)}`;
+  if (tls.pfx || tls.passphrase || tls.rejectUnauthorized === false) return undefined;
   const pem = (value: unknown): string[] =>
     Array.isArray(value)
       ? value.flatMap(pem)
       : value === undefined || value === null
       ? []
       : [typeof value === "string" ? value : new TextDecoder().decode(value as Uint8Array)];
+  let clientCertificate: { cert: string; key: string } | undefined;
+  let tuner: SocketOptions | undefined;
+  if (tls.cert || tls.key) {
+    const [cert, key] = [pem(tls.cert), pem(tls.key)];
+    // one certificate chain and one key, what kubeconfigs hold; Deno.connectTls verifies the host it dials
+    if (cert.length !== 1 || key.length !== 1 || tls.servername) return undefined;
+    tuner = socketOptions();
+    if (!tuner) return undefined;
+    clientCertificate = { cert: cert[0], key: key[0] };
+  }
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(tls.headers ?? {})) {
+    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : String(value);
+  }
+  if (tls.auth) headers.Authorization = `Basic ${btoa(tls.auth)}`;
   const caCerts = pem(tls.ca);
-  return { caCerts: caCerts.length ? caCerts : undefined, headers };
+  return {
+    caCerts: caCerts.length ? caCerts : undefined,
+    headers,
+    clientCertificate,
+    socketOptions: tuner,
+    serverName: tls.servername || undefined,
+  };
 }

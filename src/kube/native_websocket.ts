@@ -1,13 +1,13 @@
 /**
- * A WebSocket client on Deno's native TLS, for API servers reached without a client certificate (bearer
- * tokens, exec plugins that return tokens: most managed clusters).
+ * A WebSocket client on Deno's native TLS.
  *
  * Why: `node:tls` over a JavaScript socket (src/kube/conn_socket.ts) costs ~5x the CPU per message of Deno's
  * native TLS (measured: ~100-170 µs vs ~15-20 µs per 64-byte round trip), and that CPU is what limits kf with
- * many concurrent connections (pgbench, redis-benchmark). Deno's native TLS cannot set TCP_NODELAY when it
- * dials with a client certificate (`Deno.connectTls`), but `Deno.startTls` upgrades a TCP connection that
- * already has TCP_NODELAY; it takes no client certificate, hence "without one". Reads are pulled, so pausing
- * really stops reading and TCP backpressure reaches the server.
+ * many concurrent connections (pgbench, redis-benchmark). Without a client certificate (bearer tokens, exec
+ * plugins that return tokens: most managed clusters) `Deno.startTls` upgrades a TCP connection that already
+ * has TCP_NODELAY. With one (kind, minikube, k3d, kubeadm admin configs) `Deno.connectTls` dials, and
+ * src/kube/socket_options.ts sets TCP_NODELAY on its socket. Reads are pulled, so pausing really stops
+ * reading and TCP backpressure reaches the server.
  *
  * It implements the part of the `ws` interface kf uses: readyState, protocol, send(data, callback), ping(),
  * pause(), resume(), close(), terminate(), and the events message (Uint8Array), pong, close, error.
@@ -15,6 +15,7 @@
 
 import { EventEmitter } from "node:events";
 import { concatBytes } from "../bytes.ts";
+import type { SocketOptions } from "./socket_options.ts";
 
 const CONNECTING = 0;
 const OPEN = 1;
@@ -50,11 +51,39 @@ export class UpgradeRefusedError extends Error {
 export interface NativeWebSocketOptions {
   /** PEM certificates to trust; default: the system's. */
   caCerts?: string[];
+  /**
+   * A client certificate (PEM): dialled with `Deno.connectTls`, whose socket only `socketOptions` can give
+   * TCP_NODELAY; without it (or when that fails, or Deno cannot read the key) connect() throws
+   * NativeTlsUnavailableError.
+   */
+  clientCertificate?: { cert: string; key: string };
+  socketOptions?: SocketOptions;
+  /** The name the server's certificate must carry (kubeconfig tls-server-name); default: the URL's host. */
+  serverName?: string;
   headers?: Record<string, string>;
   protocols: string[];
   signal?: AbortSignal;
   /** @default 10000 */
   handshakeTimeoutMs?: number;
+}
+
+/**
+ * Deno's native TLS cannot carry this client-certificate connection: the certificate or key is in a form it
+ * does not read, or its socket cannot get TCP_NODELAY (every small write would then wait for a delayed ACK).
+ * The caller should dial with another TLS stack; `lasting` says that retrying natively would fail again.
+ */
+export class NativeTlsUnavailableError extends Error {
+  override name = "NativeTlsUnavailableError";
+  readonly lasting: boolean;
+  constructor(message: string, lasting: boolean, cause?: unknown) {
+    super(message, { cause });
+    this.lasting = lasting;
+  }
+}
+
+/** Errors of the network itself (refused, reset, unreachable, DNS) as opposed to TLS settings. */
+function isNetworkError(error: unknown): boolean {
+  return Object.values(Deno.errors).some((type) => error instanceof type);
 }
 
 /** Server -> client frames (never masked); collects fragmented messages. */
@@ -119,6 +148,32 @@ export class FrameParser {
   }
 }
 
+/** `Deno.connectTls` with a client certificate; a certificate or key it cannot read is not a network error. */
+async function connectWithCertificate(
+  hostname: string,
+  port: number,
+  caCerts: string[] | undefined,
+  certificate: { cert: string; key: string },
+): Promise<Deno.TlsConn> {
+  try {
+    return await Deno.connectTls({
+      hostname,
+      port,
+      caCerts,
+      cert: certificate.cert,
+      key: certificate.key,
+      alpnProtocols: ["http/1.1"],
+    });
+  } catch (error) {
+    if (isNetworkError(error)) throw error;
+    throw new NativeTlsUnavailableError(
+      `Deno's TLS cannot use this client certificate: ${error}`,
+      false,
+      error,
+    );
+  }
+}
+
 /** The header of a client frame with an all-zero mask key (no XOR needed; kf is no browser). */
 export function frameHeader(opcode: number, length: number): Uint8Array {
   const size = length < 126 ? 2 : length < 65536 ? 4 : 10;
@@ -159,6 +214,11 @@ export class NativeWebSocket extends EventEmitter {
   #callbacks: ((error?: Error) => void)[] = [];
   #flushing = false;
 
+  /** The TCP endpoints under the WebSocket (diagnostics, tests). */
+  get addresses(): { localAddr: Deno.Addr; remoteAddr: Deno.Addr } {
+    return { localAddr: this.#conn.localAddr, remoteAddr: this.#conn.remoteAddr };
+  }
+
   private constructor(conn: Deno.TlsConn | Deno.TcpConn, protocol: string) {
     super();
     this.#conn = conn;
@@ -175,8 +235,10 @@ export class NativeWebSocket extends EventEmitter {
     const timeout = AbortSignal.timeout(options.handshakeTimeoutMs ?? 10_000);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     signal.throwIfAborted();
-    const tcp = await Deno.connect({ hostname, port });
-    let conn: Deno.TcpConn | Deno.TlsConn = tcp;
+    const certificate = secure ? options.clientCertificate : undefined;
+    let conn: Deno.TcpConn | Deno.TlsConn = certificate
+      ? await connectWithCertificate(hostname, port, options.caCerts, certificate)
+      : await Deno.connect({ hostname, port });
     const onAbort = () => {
       try {
         conn.close();
@@ -186,10 +248,24 @@ export class NativeWebSocket extends EventEmitter {
     };
     signal.addEventListener("abort", onAbort, { once: true });
     try {
-      tcp.setNoDelay(true);
-      tcp.setKeepAlive(true);
-      if (secure) {
-        conn = await Deno.startTls(tcp, { hostname, caCerts: options.caCerts, alpnProtocols: ["http/1.1"] });
+      if (certificate) {
+        if (!options.socketOptions?.tune(conn)) {
+          throw new NativeTlsUnavailableError(
+            "cannot set TCP_NODELAY on a Deno.connectTls socket here",
+            true,
+          );
+        }
+      } else {
+        const tcp = conn as Deno.TcpConn;
+        tcp.setNoDelay(true);
+        tcp.setKeepAlive(true);
+        if (secure) {
+          conn = await Deno.startTls(tcp, {
+            hostname: options.serverName ?? hostname,
+            caCerts: options.caCerts,
+            alpnProtocols: ["http/1.1"],
+          });
+        }
       }
       const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
       const host = url.port ? `${url.hostname}:${url.port}` : url.hostname;

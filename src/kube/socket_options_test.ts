@@ -1,0 +1,46 @@
+import assert from "node:assert/strict";
+import { SocketOptions } from "./socket_options.ts";
+
+Deno.test("SocketOptions finds each of many loopback connections by its ports and sets TCP_NODELAY and SO_KEEPALIVE", async () => {
+  const options = SocketOptions.open();
+  assert.ok(options, `libc's socket calls load on ${Deno.build.os}`);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of listener) accepted.push(conn);
+  })();
+  const dialled: Deno.TcpConn[] = [];
+  try {
+    for (let i = 0; i < 40; i++) {
+      dialled.push(await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }));
+    }
+    // the accepted ends share the listener's local port: only the peer port tells them apart
+    while (accepted.length < dialled.length) await new Promise((resolve) => setTimeout(resolve, 5));
+    for (const conn of [...dialled].reverse()) {
+      assert.deepEqual(options.read(conn), { noDelay: false, keepAlive: false });
+      assert.equal(options.tune(conn), true);
+      assert.deepEqual(options.read(conn), { noDelay: true, keepAlive: true });
+    }
+    assert.deepEqual(options.read(accepted[7]), { noDelay: false, keepAlive: false });
+  } finally {
+    for (const conn of [...dialled, ...accepted]) conn.close();
+    listener.close();
+    await accepting.catch(() => {});
+    options.close();
+  }
+});
+
+Deno.test("SocketOptions: a connection whose socket is gone is not tuned", async () => {
+  const options = SocketOptions.open()!;
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+    const { localAddr, remoteAddr } = conn;
+    conn.close();
+    assert.equal(options.tune({ localAddr, remoteAddr } as Deno.Conn), false);
+    assert.equal(options.read({ localAddr, remoteAddr } as Deno.Conn), undefined);
+  } finally {
+    listener.close();
+    options.close();
+  }
+});

@@ -1,0 +1,48 @@
+/**
+ * Port-forward WebSockets to an API server that wants a client certificate (kf-admin, as kind, minikube and
+ * kubeadm configs do) ride Deno's native TLS with TCP_NODELAY set on their socket, and carry data.
+ */
+
+import assert from "node:assert/strict";
+import { KubeClient } from "../../src/kube/client.ts";
+import { NativeWebSocket } from "../../src/kube/native_websocket.ts";
+import { SocketOptions } from "../../src/kube/socket_options.ts";
+import { cluster, readyPods } from "./_harness.ts";
+
+Deno.test("a client-certificate port-forward WebSocket is on native TLS with TCP_NODELAY, and echoes through the pod", async () => {
+  const client = KubeClient.load({ kubeconfig: cluster.kubeconfig, context: "kf-admin" });
+  const tls = await client.httpsOptions();
+  assert.ok(tls.cert && tls.key, "kf-admin authenticates with a client certificate");
+  const [pod] = await readyPods();
+  const ws = await client.openWebSocket(`/api/v1/namespaces/default/pods/${pod}/portforward`, {
+    query: { ports: "9000" },
+    protocols: ["v4.channel.k8s.io"],
+  });
+  const options = SocketOptions.open()!;
+  try {
+    assert.ok(ws instanceof NativeWebSocket, "the WebSocket is kf's native-TLS one, not ws over node:tls");
+    assert.deepEqual(options.read((ws as unknown as NativeWebSocket).addresses as Deno.Conn), {
+      noDelay: true,
+      keepAlive: true,
+    });
+    // v4: each message starts with its channel (0: data of the first port); the first message per channel
+    // is the port number
+    const data: Uint8Array[] = [];
+    ws.on("message", (message: Uint8Array) => {
+      if (message[0] === 0) data.push(message.subarray(1));
+    });
+    const received = () => new TextDecoder().decode(new Uint8Array(data.flatMap((m) => [...m])));
+    for (const word of ["hello ", "through ", "native TLS"]) {
+      ws.send(new Uint8Array([0, ...new TextEncoder().encode(word)]));
+    }
+    const deadline = Date.now() + 10_000;
+    // the first data message is the port number (2 bytes, little-endian 9000)
+    while (!received().endsWith("native TLS") && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(received().slice(2), "hello through native TLS");
+  } finally {
+    ws.terminate();
+    options.close();
+  }
+});
