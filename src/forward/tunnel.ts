@@ -11,6 +11,7 @@ import type { Clock } from "../clock.ts";
 import { PodPortError, type PodStream } from "../transport/mod.ts";
 import type { Upstream } from "./prewarm.ts";
 import { watchLiveness } from "./liveness.ts";
+import { endLocal } from "./local_end.ts";
 
 /** Upload bytes handed to the stream and not yet sent, before we stop reading the local socket. */
 const UPLOAD_HIGH_WATER = 1 << 20;
@@ -385,17 +386,8 @@ export class Tunnel {
     }
   }
 
-  async #closeLocal(reset: boolean): Promise<void> {
-    if (reset) {
-      await this.#writer.abort().catch(() => {});
-    } else {
-      // flush what the pod sent, then FIN
-      await this.#writer.close().catch(() => {});
-    }
-    try {
-      this.#options.local.close();
-    } catch {
-      // already closed
-    }
+  /** Reset: drop what the pod sent; else flush it, then FIN. */
+  #closeLocal(reset: boolean): Promise<void> {
+    return endLocal(this.#options.local, this.#writer, reset);
   }
 }

@@ -33,6 +33,7 @@ import {
   type ResponseHead,
   wantsClose,
 } from "./framing.ts";
+import { endLocal } from "../local_end.ts";
 
 /** Upload bytes queued in one upstream before the client's socket is no longer read. */
 const UPLOAD_HIGH_WATER = 1 << 20;
@@ -774,15 +775,7 @@ export class HttpConnection {
     this.#first?.then((u) => u.stream.release(), () => {});
     this.#switchAnswered?.resolve();
     for (const exchange of this.#queue) exchange.sent?.resolve();
-    const closing = reset ? this.#writer.abort() : this.#writer.close();
-    closing.catch(() => {}).finally(() => {
-      try {
-        this.#options.local.close();
-      } catch {
-        // already closed
-      }
-      this.#done.resolve();
-    });
+    endLocal(this.#options.local, this.#writer, reset).finally(() => this.#done.resolve());
   }
 }
 
