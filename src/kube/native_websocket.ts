@@ -34,10 +34,8 @@ const MAX_MESSAGE = 64 * 1024 * 1024;
 /** Frames in one tick are written together up to this size; larger payloads go out on their own. */
 const JOIN_LIMIT = 16 * 1024;
 const HANDSHAKE_LIMIT = 64 * 1024;
-/** Read buffer size: a TLS read returns at most one record (16 KiB), a plain TCP one more. */
-const READ_SIZE = 32 * 1024;
-/** Reads up to this size are copied out of the read buffer, which is then reused. */
-const COPY_LIMIT = 4 * 1024;
+/** Read buffer size: a TLS read returns at most one record's plaintext (16 KiB). */
+const READ_SIZE = 16 * 1024;
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /** The server answered the upgrade with something other than 101: status and body for typed errors. */
@@ -90,66 +88,110 @@ function isNetworkError(error: unknown): boolean {
   return Object.values(Deno.errors).some((type) => error instanceof type);
 }
 
-/** Server -> client frames (never masked); collects fragmented messages. */
+/**
+ * Server -> client frames (never masked); collects fragmented messages. The bytes pushed are only read during
+ * push() (the caller reads into the same buffer again); every payload handed to onFrame is the parser's own
+ * copy, made once: a frame within one push is sliced out, one that spans pushes is filled in place.
+ */
 export class FrameParser {
-  #buffer = new Uint8Array(0);
+  /** Header bytes of the next frame (2 to 10) while they arrive. */
+  readonly #head = new Uint8Array(10);
+  #headLength = 0;
+  /** The frame whose payload is arriving: its header fields, and its payload filled so far. */
+  #frame: { opcode: number; fin: boolean; payload: Uint8Array; filled: number } | undefined;
   #fragments: Uint8Array[] = [];
   #fragmentBytes = 0;
   #fragmentOpcode = 0;
 
   /** Feeds bytes; calls onFrame for every complete message or control frame. Throws on protocol errors. */
   push(bytes: Uint8Array, onFrame: (opcode: number, payload: Uint8Array) => void): void {
-    let data = this.#buffer.length ? concatBytes([this.#buffer, bytes]) : bytes;
+    let at = 0;
     for (;;) {
-      if (data.length < 2) break;
-      const fin = (data[0] & 0x80) !== 0;
-      const opcode = data[0] & 0x0f;
-      if (data[0] & 0x70) throw new Error("WebSocket frame with reserved bits set");
-      if (data[1] & 0x80) throw new Error("WebSocket frame from the server is masked");
-      let length = data[1] & 0x7f;
-      let offset = 2;
-      if (length === 126) {
-        if (data.length < 4) break;
-        length = (data[2] << 8) | data[3];
-        offset = 4;
-      } else if (length === 127) {
-        if (data.length < 10) break;
-        const high = (data[2] << 24 >>> 0) + (data[3] << 16) + (data[4] << 8) + data[5];
-        if (high !== 0) throw new Error("WebSocket frame too large");
-        length = (data[6] << 24 >>> 0) + (data[7] << 16) + (data[8] << 8) + data[9];
-        offset = 10;
-      }
-      if (length > MAX_MESSAGE) throw new Error("WebSocket frame too large");
-      if (data.length < offset + length) break;
-      const payload = data.subarray(offset, offset + length);
-      data = data.subarray(offset + length);
-      if (opcode >= OP_CLOSE) {
-        if (!fin || length > 125) throw new Error("fragmented or oversized WebSocket control frame");
-        onFrame(opcode, payload);
-        continue;
-      }
-      if (opcode !== OP_CONTINUATION) {
-        if (this.#fragments.length) throw new Error("WebSocket message started inside another");
-        if (fin) {
-          onFrame(opcode, payload);
+      let frame = this.#frame;
+      if (!frame) {
+        at = this.#readHead(bytes, at);
+        if (at < 0) return;
+        const { opcode, fin, length } = this.#parseHead();
+        if (bytes.length - at >= length) {
+          // the whole payload is here: one copy
+          const payload = bytes.slice(at, at + length);
+          at += length;
+          this.#complete(opcode, fin, payload, onFrame);
           continue;
         }
-        this.#fragmentOpcode = opcode;
-      } else if (!this.#fragments.length) throw new Error("WebSocket continuation without a message");
-      // copy: the payload points into a buffer that the next read may reuse
-      this.#fragments.push(payload.slice());
-      this.#fragmentBytes += payload.length;
-      if (this.#fragmentBytes > MAX_MESSAGE) throw new Error("WebSocket message too large");
-      if (fin) {
-        const message = concatBytes(this.#fragments);
-        this.#fragments = [];
-        this.#fragmentBytes = 0;
-        onFrame(this.#fragmentOpcode, message);
+        frame = this.#frame = { opcode, fin, payload: new Uint8Array(length), filled: 0 };
       }
+      const take = Math.min(frame.payload.length - frame.filled, bytes.length - at);
+      frame.payload.set(bytes.subarray(at, at + take), frame.filled);
+      frame.filled += take;
+      at += take;
+      if (frame.filled < frame.payload.length) return;
+      this.#frame = undefined;
+      this.#complete(frame.opcode, frame.fin, frame.payload, onFrame);
     }
-    // keep the unparsed tail; copy it so it does not pin a large read buffer
-    this.#buffer = data.length ? data.slice() : new Uint8Array(0);
   }
+
+  /** Collects header bytes from bytes[at..]; the offset after the header, or -1 when more are needed. */
+  #readHead(bytes: Uint8Array, at: number): number {
+    for (;;) {
+      const size = this.#headLength < 2 ? 2 : [2, 4, 10][lengthCodeSize(this.#head[1] & 0x7f)];
+      if (this.#headLength >= size) return at;
+      if (at >= bytes.length) return -1;
+      const take = Math.min(size - this.#headLength, bytes.length - at);
+      this.#head.set(bytes.subarray(at, at + take), this.#headLength);
+      this.#headLength += take;
+      at += take;
+    }
+  }
+
+  #parseHead(): { opcode: number; fin: boolean; length: number } {
+    const head = this.#head;
+    this.#headLength = 0;
+    const fin = (head[0] & 0x80) !== 0;
+    const opcode = head[0] & 0x0f;
+    if (head[0] & 0x70) throw new Error("WebSocket frame with reserved bits set");
+    if (head[1] & 0x80) throw new Error("WebSocket frame from the server is masked");
+    let length = head[1] & 0x7f;
+    if (length === 126) length = (head[2] << 8) | head[3];
+    else if (length === 127) {
+      const high = (head[2] << 24 >>> 0) + (head[3] << 16) + (head[4] << 8) + head[5];
+      if (high !== 0) throw new Error("WebSocket frame too large");
+      length = (head[6] << 24 >>> 0) + (head[7] << 16) + (head[8] << 8) + head[9];
+    }
+    if (length > MAX_MESSAGE) throw new Error("WebSocket frame too large");
+    if (opcode >= OP_CLOSE && (!fin || length > 125)) {
+      throw new Error("fragmented or oversized WebSocket control frame");
+    }
+    return { opcode, fin, length };
+  }
+
+  #complete(
+    opcode: number,
+    fin: boolean,
+    payload: Uint8Array,
+    onFrame: (opcode: number, payload: Uint8Array) => void,
+  ): void {
+    if (opcode >= OP_CLOSE) return onFrame(opcode, payload);
+    if (opcode !== OP_CONTINUATION) {
+      if (this.#fragments.length) throw new Error("WebSocket message started inside another");
+      if (fin) return onFrame(opcode, payload);
+      this.#fragmentOpcode = opcode;
+    } else if (!this.#fragments.length) throw new Error("WebSocket continuation without a message");
+    this.#fragments.push(payload);
+    this.#fragmentBytes += payload.length;
+    if (this.#fragmentBytes > MAX_MESSAGE) throw new Error("WebSocket message too large");
+    if (fin) {
+      const message = concatBytes(this.#fragments);
+      this.#fragments = [];
+      this.#fragmentBytes = 0;
+      onFrame(this.#fragmentOpcode, message);
+    }
+  }
+}
+
+/** Index into the header sizes [2, 4, 10] for a 7-bit length code (126: 16-bit length, 127: 64-bit). */
+function lengthCodeSize(code: number): number {
+  return code === 126 ? 1 : code === 127 ? 2 : 0;
 }
 
 /** `Deno.connectTls` with a client certificate; a certificate or key it cannot read is not a network error. */
@@ -206,7 +248,7 @@ export class NativeWebSocket extends EventEmitter {
   readyState = CONNECTING;
   protocol = "";
   readonly #conn: Deno.TlsConn | Deno.TcpConn;
-  /** The buffer the next read goes into; undefined once its bytes were handed on (see #read). */
+  /** What every read goes into (see #read). */
   #readBuffer: Uint8Array | undefined;
   readonly #parser = new FrameParser();
   #paused = false;
@@ -425,11 +467,11 @@ export class NativeWebSocket extends EventEmitter {
         case OP_BINARY:
         case OP_TEXT:
           if (this.#backlog.length || this.listenerCount("message") === 0) {
-            this.#backlog.push(payload.slice());
+            this.#backlog.push(payload);
           } else this.emit("message", payload);
           break;
         case OP_PING:
-          this.#enqueue(OP_PONG, payload.slice());
+          this.#enqueue(OP_PONG, payload);
           break;
         case OP_PONG:
           this.emit("pong", payload);
@@ -445,21 +487,15 @@ export class NativeWebSocket extends EventEmitter {
   }
 
   /**
-   * One read of the connection; null at its end. Straight `conn.read()` rather than `conn.readable`: the
-   * stream's reader cost ~24 µs more per read (a TLS read is one 16 KiB record: 1.5 s of CPU per GiB,
-   * measured). Messages point into the bytes returned, so a buffer whose bytes were handed on is not read
-   * into again; a small read is copied out instead, and its buffer kept.
+   * One read of the connection; null at its end. The bytes are valid until the next read (one buffer per
+   * socket, read into again: the frame parser copies what it keeps). Straight `conn.read()` rather than
+   * `conn.readable`: the stream's reader allocated 64 KiB per read and cost ~24 µs more per read (a TLS
+   * read is one 16 KiB record: 1.5 s of CPU per GiB, measured).
    */
   async #read(): Promise<Uint8Array | null> {
-    const buffer = this.#readBuffer ?? new Uint8Array(READ_SIZE);
-    this.#readBuffer = undefined;
+    const buffer = this.#readBuffer ??= new Uint8Array(READ_SIZE);
     const n = await this.#conn.read(buffer);
-    if (n === null) return null;
-    if (n <= COPY_LIMIT) {
-      this.#readBuffer = buffer;
-      return buffer.slice(0, n);
-    }
-    return buffer.subarray(0, n);
+    return n === null ? null : buffer.subarray(0, n);
   }
 
   /** Writes all of bytes (conn.write may take part of them). */
@@ -473,7 +509,7 @@ export class NativeWebSocket extends EventEmitter {
     for (;;) {
       const bytes = await this.#read();
       if (!bytes) throw new Error("the server closed the connection during the WebSocket handshake");
-      buffer = concatBytes([buffer, bytes]);
+      buffer = concatBytes([buffer, bytes]); // a copy: the read buffer is read into again
       for (let i = 3; i < buffer.length; i++) {
         if (buffer[i] === 10 && buffer[i - 1] === 13 && buffer[i - 2] === 10 && buffer[i - 3] === 13) {
           return { head: new TextDecoder().decode(buffer.subarray(0, i - 3)), rest: buffer.slice(i + 1) };
@@ -491,7 +527,7 @@ export class NativeWebSocket extends EventEmitter {
       while ((length < 0 || size < length) && size < HANDSHAKE_LIMIT) {
         const bytes = await this.#read();
         if (!bytes) break;
-        chunks.push(bytes);
+        chunks.push(bytes.slice());
         size += bytes.length;
       }
     } catch {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { concatBytes } from "../bytes.ts";
 import { frameHeader, FrameParser, NativeWebSocket, UpgradeRefusedError } from "./native_websocket.ts";
 
 /** A server frame (unmasked) with the given opcode, FIN bit and payload. */
@@ -27,6 +28,24 @@ Deno.test("frame parser: messages of every length class survive being split at a
       assert.equal(seen.length, 1, `size ${size} cut ${cut}`);
       assert.deepEqual(seen[0], payload);
     }
+  }
+});
+
+Deno.test("frame parser: payloads stay intact when the pushed buffer is overwritten after each push", () => {
+  const payloads = [bytes(3), bytes(0), bytes(40_000), bytes(125), bytes(126), bytes(16_384), bytes(7)];
+  const wire = concatBytes(payloads.map((p) => serverFrame(2, p)));
+  for (const readSize of [1, 5, 100, 16_384]) {
+    const parser = new FrameParser();
+    const seen: Uint8Array[] = [];
+    // one buffer read into again and again, as the native WebSocket's reads are
+    const buffer = new Uint8Array(readSize);
+    for (let at = 0; at < wire.length; at += readSize) {
+      const chunk = wire.subarray(at, at + readSize);
+      buffer.set(chunk);
+      parser.push(buffer.subarray(0, chunk.length), (_op, p) => seen.push(p));
+      buffer.fill(0xee);
+    }
+    assert.deepEqual(seen, payloads, `reads of ${readSize}`);
   }
 });
 
