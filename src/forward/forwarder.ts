@@ -30,6 +30,7 @@ import { keepAliveInterval } from "./liveness.ts";
 import { DEFAULT_STREAM_IDLE_TIMEOUT_MS } from "../config/mod.ts";
 import { DialSlots } from "./dial_slots.ts";
 import { classifyDialFailure, DIAL_RETRY_INITIAL_MS, DIAL_RETRY_MAX_MS } from "./dial_retry.ts";
+import { abortRoutine } from "../abort.ts";
 
 export interface ForwardDeps {
   client: KubeClient;
@@ -213,7 +214,7 @@ export class Forward {
           health.suspect((error as Error).message);
         }
       },
-    ).finally(() => slow.abort());
+    ).finally(() => abortRoutine(slow));
   }
 
   /** The network changed or the machine woke: shown as `settling` until the session renews the upstreams. */
@@ -277,7 +278,7 @@ export class Forward {
         this.#drained.promise,
         this.#deps.clock.sleep(graceMs, grace.signal).catch(() => {}),
       ]);
-      grace.abort();
+      abortRoutine(grace);
     }
     this.#abort.abort(new Error("forward stopped"));
     if (this.#state !== "failed") this.#setState("stopped");
@@ -482,10 +483,10 @@ export class Forward {
       // the pod may stop being ready while we dial it (a rollout, a force-delete): give up on it at once
       // and pick again, instead of finding out from the kubelet after a full WebSocket handshake
       const dial = new AbortController();
-      const onStop = () => dial.abort();
+      const onStop = () => abortRoutine(dial);
       signal.addEventListener("abort", onStop, { once: true });
       const unsubscribe = this.#target.subscribe(() => {
-        if (!this.#isReady(endpoint.pod)) dial.abort();
+        if (!this.#isReady(endpoint.pod)) abortRoutine(dial);
       });
       try {
         const pool = port.http ? this.#httpPool : undefined;
@@ -571,7 +572,7 @@ export class Forward {
       const timer = new AbortController();
       const done = () => {
         unsubscribe();
-        timer.abort();
+        abortRoutine(timer);
         signal.removeEventListener("abort", onAbort);
       };
       const unsubscribe = this.#target.subscribe(() => {

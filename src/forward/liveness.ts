@@ -6,6 +6,7 @@
 
 import type { Clock } from "../clock.ts";
 import { PathTimeoutError, type PodStream } from "../transport/mod.ts";
+import { abortRoutine } from "../abort.ts";
 
 export interface LivenessOptions {
   clock: Clock;
@@ -35,7 +36,7 @@ export function watchLiveness(stream: PodStream, options: LivenessOptions): () =
   let answeredAt = -Infinity;
   const answered = async (): Promise<boolean> => {
     const wait = new AbortController();
-    const onStop = () => wait.abort();
+    const onStop = () => abortRoutine(wait);
     stop.signal.addEventListener("abort", onStop, { once: true });
     try {
       return await Promise.race([
@@ -43,7 +44,7 @@ export function watchLiveness(stream: PodStream, options: LivenessOptions): () =
         clock.sleep(options.timeoutMs, wait.signal).then(() => false),
       ]);
     } finally {
-      wait.abort();
+      abortRoutine(wait);
       stop.signal.removeEventListener("abort", onStop);
     }
   };
@@ -74,8 +75,8 @@ export function watchLiveness(stream: PodStream, options: LivenessOptions): () =
       await clock.sleep(Math.min(Math.max(MIN_SLEEP_MS, nextMs), options.idleMs), stop.signal);
     }
   })().catch(() => {}); // stopped
-  stream.closed.then(() => stop.abort());
-  return () => stop.abort();
+  stream.closed.then(() => abortRoutine(stop));
+  return () => abortRoutine(stop);
 }
 
 /** Shortest sleep between two looks, so a clock that stands still cannot make the loop spin. */

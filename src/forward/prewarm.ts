@@ -5,6 +5,7 @@ import { Backoff } from "../watch/backoff.ts";
 import { type PodDialer, PodPortError, type PodStream, type SelfWarming } from "../transport/mod.ts";
 import type { Endpoint } from "./picker.ts";
 import { watchLiveness } from "./liveness.ts";
+import { abortRoutine } from "../abort.ts";
 
 /** An open stream to one pod port, with the pod's bytes that arrived before a connection took it. */
 export interface Upstream {
@@ -166,7 +167,7 @@ export class Prewarm {
 
   #warm(endpoint: Endpoint): Warm {
     const abort = new AbortController();
-    const onStop = () => abort.abort();
+    const onStop = () => abortRoutine(abort);
     this.#signal.addEventListener("abort", onStop, { once: true });
     let stopWatching = () => {};
     let openedAt = Infinity;
@@ -179,7 +180,7 @@ export class Prewarm {
       this.#goCold("server-speaks-first");
       // the greeting is fresh: a client that arrives now still gets it in time
       const keep = new AbortController();
-      abort.signal.addEventListener("abort", () => keep.abort(), { once: true });
+      abort.signal.addEventListener("abort", () => abortRoutine(keep), { once: true });
       this.#clock.sleep(SERVER_FIRST_KEEP_MS, keep.signal).then(() => {
         if (!this.#pool.includes(warm)) return;
         this.#pool = this.#pool.filter((w) => w !== warm);
@@ -252,7 +253,7 @@ export class Prewarm {
 
   #discard(warm: Warm): void {
     warm.dispose();
-    warm.abort.abort();
+    abortRoutine(warm.abort);
     warm.opened.then((stream) => stream?.reset());
   }
 

@@ -12,6 +12,7 @@ import { PodPortError, type PodStream } from "../transport/mod.ts";
 import type { Upstream } from "./prewarm.ts";
 import { watchLiveness } from "./liveness.ts";
 import { endLocal } from "./local_end.ts";
+import { abortRoutine } from "../abort.ts";
 
 /** Upload bytes handed to the stream and not yet sent, before we stop reading the local socket. */
 const UPLOAD_HIGH_WATER = 1 << 20;
@@ -263,7 +264,7 @@ export class Tunnel {
       this.#attached.resolve(true);
     }
     let error = await stream.closed;
-    stop.abort();
+    abortRoutine(stop);
     stopWatching();
     stream.receive(undefined);
     this.#abort.signal.removeEventListener("abort", onAbort);
@@ -320,7 +321,7 @@ export class Tunnel {
     }, () => {
       // the client went away: nothing more can be delivered
       this.#client = { kind: "failed" };
-      this.#abort.abort();
+      abortRoutine(this.#abort);
     });
   }
 
@@ -350,12 +351,12 @@ export class Tunnel {
       if (phase.kind === "carrying") this.#halfClosed = phase.stream.closeWrite();
       this.#onClientEnd?.();
       // a client that connected and left without a byte (a port probe) needs no answer
-      if (this.#clientBytes === 0 && !this.#answered) this.#abort.abort();
+      if (this.#clientBytes === 0 && !this.#answered) abortRoutine(this.#abort);
     } catch {
       // the local read failed (reset by the client)
       if (this.#phase.kind !== "done") {
         this.#client = { kind: "failed" };
-        this.#abort.abort();
+        abortRoutine(this.#abort);
       }
     }
   }

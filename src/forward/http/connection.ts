@@ -34,6 +34,7 @@ import {
   wantsClose,
 } from "./framing.ts";
 import { endLocal } from "../local_end.ts";
+import { abortRoutine } from "../../abort.ts";
 
 /** Upload bytes queued in one upstream before the client's socket is no longer read. */
 const UPLOAD_HIGH_WATER = 1 << 20;
@@ -180,7 +181,7 @@ export class HttpConnection {
 
   /** Ends the connection now (forward stopping). */
   close(): void {
-    this.#abort.abort();
+    abortRoutine(this.#abort);
   }
 
   /** The pod was deleted: its upstreams are dead; requests in flight follow the replay rule. */
@@ -344,7 +345,7 @@ export class HttpConnection {
       this.#opaque.stream.closeWrite();
       const linger = new AbortController();
       this.#options.clock.sleep(OPAQUE_LINGER_MS, linger.signal).then(() => this.#finish(false), () => {});
-      this.#done.promise.then(() => linger.abort());
+      this.#done.promise.then(() => abortRoutine(linger));
       return;
     }
     if (this.#queue.length === 0) this.#finish(false);

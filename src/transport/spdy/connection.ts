@@ -19,7 +19,12 @@ import {
   SettingId,
   type SpdyFrame,
 } from "./frames.ts";
-import { SpdyConnectionClosedError, SpdyProtocolError, SpdyStreamResetError } from "./errors.ts";
+import {
+  CANCELLED_BY_US,
+  SpdyConnectionClosedError,
+  SpdyProtocolError,
+  SpdyStreamResetError,
+} from "./errors.ts";
 
 /** SPDY/3.1 starts every stream window and the session window at 64 KiB. */
 const DEFAULT_WINDOW = 64 * 1024;
@@ -848,7 +853,9 @@ class Stream implements SpdyStream {
     if (this.#error) return;
     this.#host.sendReset(this, status);
     this.#dropQueue();
-    this.#fail(new SpdyStreamResetError(this.id, status, false));
+    this.#fail(
+      status === RstStatus.CANCEL ? CANCELLED_BY_US : new SpdyStreamResetError(this.id, status, false),
+    );
   }
 
   /** The peer reset the stream or the connection ended: bytes already here stay readable, then it errors. */
