@@ -315,6 +315,28 @@ Deno.test("kf forward shows a live table on a terminal and NDJSON events with -o
       await proc.stop();
     }
   });
+  await t.step("NDJSON: counter changes are batched, and the last event has every connection", async () => {
+    const port = freePort();
+    const proc = startKf(["forward", "svc/echo", `${port}:80`, "-o", "json"], stateEnv());
+    try {
+      await proc.waitFor(/"state":"ready"/);
+      const before = proc.lines.length;
+      for (let i = 0; i < 40; i++) assert.equal((await httpGet(port)).status, 200);
+      const last = () => {
+        const events = proc.lines.slice(before).filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+        return { events, status: events.filter((e) => e.event === "status").at(-1) };
+      };
+      await until(
+        () => last().status?.totalConnections === 40 && last().status?.openConnections === 0,
+        5_000,
+      );
+      // 40 connections change the counters 80 times; events come at most every 250 ms
+      const { events } = last();
+      assert.ok(events.length < 40, `${events.length} status events for 40 connections`);
+    } finally {
+      await proc.stop();
+    }
+  });
 });
 
 Deno.test("kf forward: a half-closing client gets its answer, and finished connections do not linger", async () => {
