@@ -70,7 +70,7 @@ export class SocketOptions {
     const local = conn.localAddr as Deno.NetAddr;
     const remote = conn.remoteAddr as Deno.NetAddr;
     if (local.transport !== "tcp" || remote.transport !== "tcp") return false;
-    const fd = this.#find(local.port, remote.port);
+    const fd = this.#find(endpoints(local, remote));
     if (fd === undefined) return false;
     this.#hint = fd;
     const symbols = this.#libc.symbols;
@@ -83,7 +83,7 @@ export class SocketOptions {
   read(conn: Deno.Conn): { noDelay: boolean; keepAlive: boolean } | undefined {
     const local = conn.localAddr as Deno.NetAddr;
     const remote = conn.remoteAddr as Deno.NetAddr;
-    const fd = this.#find(local.port, remote.port);
+    const fd = this.#find(endpoints(local, remote));
     if (fd === undefined) return undefined;
     const value = new Int32Array(1);
     const length = new Uint32Array(1);
@@ -97,30 +97,31 @@ export class SocketOptions {
     };
   }
 
-  /** The descriptor whose local and peer ports are these: from just below the hint up, then the rest. */
-  #find(localPort: number, remotePort: number): number | undefined {
+  /** The descriptor of the socket with these endpoints: from just below the hint up, then the rest. */
+  #find(wanted: Endpoints): number | undefined {
     const start = Math.max(3, this.#hint - 64);
     let misses = 0;
     // descriptors are handed out lowest-free, so a long run of closed ones means the end of the open ones
     for (let fd = start; fd < MAX_DESCRIPTOR && misses < 256; fd++) {
-      const found = this.#matches(fd, localPort, remotePort);
+      const found = this.#matches(fd, wanted);
       if (found) return fd;
       misses = found === undefined ? misses + 1 : 0;
     }
-    for (let fd = 3; fd < start; fd++) if (this.#matches(fd, localPort, remotePort)) return fd;
+    for (let fd = 3; fd < start; fd++) if (this.#matches(fd, wanted)) return fd;
     return undefined;
   }
 
   /** True: this socket; false: another socket; undefined: no socket there (closed or not one). */
-  #matches(fd: number, localPort: number, remotePort: number): boolean | undefined {
+  #matches(fd: number, wanted: Endpoints): boolean | undefined {
     const symbols = this.#libc.symbols;
     this.#length[0] = this.#address.length;
     if (symbols.getsockname(fd, this.#address, this.#length) !== 0) return undefined;
-    // sockaddr_in and sockaddr_in6 keep the port big-endian at bytes 2-3, on Linux and macOS alike
-    if (this.#length[0] < 4 || this.#port() !== localPort) return false;
+    // sockaddr_in is 16 bytes and sockaddr_in6 28, and both keep the port big-endian at bytes 2-3, on Linux
+    // and macOS alike
+    if (this.#length[0] !== wanted.addressLength || this.#port() !== wanted.localPort) return false;
     this.#length[0] = this.#address.length;
     if (symbols.getpeername(fd, this.#address, this.#length) !== 0) return false;
-    return this.#length[0] >= 4 && this.#port() === remotePort;
+    return this.#length[0] === wanted.addressLength && this.#port() === wanted.remotePort;
   }
 
   #port(): number {
@@ -130,4 +131,19 @@ export class SocketOptions {
   close(): void {
     this.#libc.close();
   }
+}
+
+/** What identifies a connection's socket here: its address family (by sockaddr size) and both ports. */
+interface Endpoints {
+  addressLength: number;
+  localPort: number;
+  remotePort: number;
+}
+
+function endpoints(local: Deno.NetAddr, remote: Deno.NetAddr): Endpoints {
+  return {
+    addressLength: local.hostname.includes(":") ? 28 : 16,
+    localPort: local.port,
+    remotePort: remote.port,
+  };
 }

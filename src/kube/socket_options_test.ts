@@ -44,3 +44,35 @@ Deno.test("SocketOptions: a connection whose socket is gone is not tuned", async
     options.close();
   }
 });
+
+Deno.test("SocketOptions tells IPv4 and IPv6 sockets apart and tunes an IPv6 one", async () => {
+  let listener: Deno.TcpListener;
+  try {
+    listener = Deno.listen({ hostname: "::1", port: 0 });
+  } catch {
+    return; // no IPv6 loopback on this host
+  }
+  const options = SocketOptions.open()!;
+  const accepting = listener.accept();
+  try {
+    const conn = await Deno.connect({ hostname: "::1", port: listener.addr.port });
+    const accepted = await accepting;
+    try {
+      assert.equal(options.tune(conn), true);
+      assert.deepEqual(options.read(conn), { noDelay: true, keepAlive: true });
+      // the same ports as IPv4 endpoints name no socket
+      const { localAddr, remoteAddr } = conn as { localAddr: Deno.NetAddr; remoteAddr: Deno.NetAddr };
+      const asIPv4 = {
+        localAddr: { ...localAddr, hostname: "127.0.0.1" },
+        remoteAddr: { ...remoteAddr, hostname: "127.0.0.1" },
+      } as Deno.Conn;
+      assert.equal(options.read(asIPv4), undefined);
+    } finally {
+      conn.close();
+      accepted.close();
+    }
+  } finally {
+    listener.close();
+    options.close();
+  }
+});
