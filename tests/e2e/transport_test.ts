@@ -213,9 +213,11 @@ Deno.test("kf forward (default transport): a client reading 200 MB at 1 MB/s doe
     await keepAliveLoad(port, 20, 2_500);
     // The machine is shared: windows alone and beside a slow reader alternate (A B A B A B A), each slow reader
     // new and given time to back up its path, so that drift in the background load cancels out.
-    const rssBefore = rssMb(proc.pid);
-    let peak = rssBefore;
-    const besideSlowReader = async (): Promise<{ requests: number; slowBytes: number }> => {
+    // RSS growth is measured per slow reader, from just before it starts: the keep-alive windows' own
+    // connections make the heap breathe, which is not what this bounds
+    const besideSlowReader = async (): Promise<{ requests: number; slowBytes: number; growth: number }> => {
+      const rssBefore = rssMb(proc.pid);
+      let peak = rssBefore;
       const conn = await Deno.connect({ hostname: "127.0.0.1", port });
       await conn.write(
         new TextEncoder().encode("GET /bytes?n=200000000 HTTP/1.1\r\nHost: kf\r\nConnection: close\r\n\r\n"),
@@ -238,7 +240,7 @@ Deno.test("kf forward (default transport): a client reading 200 MB at 1 MB/s doe
         const sampler = setInterval(() => peak = Math.max(peak, rssMb(proc.pid)), 250);
         const requests = await keepAliveLoad(port, 20, 3_000);
         clearInterval(sampler);
-        return { requests, slowBytes };
+        return { requests, slowBytes, growth: peak - rssBefore };
       } finally {
         reading = false;
         conn.close();
@@ -248,11 +250,14 @@ Deno.test("kf forward (default transport): a client reading 200 MB at 1 MB/s doe
     const alone: number[] = [];
     const beside: number[] = [];
     const slowReads: number[] = [];
+    const growths: number[] = [];
     alone.push(await keepAliveLoad(port, 20, 3_000));
-    for (let round = 0; round < 3; round++) {
-      const { requests, slowBytes } = await besideSlowReader();
+    // five rounds: single 3 s windows vary by +-15 % on a busy 2-core machine, three rounds were not enough
+    for (let round = 0; round < 5; round++) {
+      const { requests, slowBytes, growth } = await besideSlowReader();
       beside.push(requests);
       slowReads.push(slowBytes);
+      growths.push(growth);
       alone.push(await keepAliveLoad(port, 20, 3_000));
     }
     // each beside window against the mean of the alone windows around it
@@ -261,9 +266,9 @@ Deno.test("kf forward (default transport): a client reading 200 MB at 1 MB/s doe
     console.log(
       `    ${alone.join(", ")} requests alone, ${beside.join(", ")} beside a slow reader (${
         (kept * 100).toFixed(0)
-      } %); slow readers got ${slowReads.map((b) => (b / 1e6).toFixed(1)).join(", ")} MB; RSS ${
-        rssBefore.toFixed(0)
-      } -> peak ${peak.toFixed(0)} MB`,
+      } %); slow readers got ${slowReads.map((b) => (b / 1e6).toFixed(1)).join(", ")} MB; RSS grew ${
+        growths.map((g) => g.toFixed(0)).join(", ")
+      } MB beside them`,
     );
     for (const slowBytes of slowReads) {
       assert.ok(
@@ -272,7 +277,8 @@ Deno.test("kf forward (default transport): a client reading 200 MB at 1 MB/s doe
       );
     }
     assert.ok(kept >= 0.9, `neighbours kept ${(kept * 100).toFixed(0)} % of their requests (want >= 90 %)`);
-    assert.ok(peak - rssBefore < 100, `RSS grew ${(peak - rssBefore).toFixed(0)} MB (want < 100)`);
+    const growth = Math.max(...growths);
+    assert.ok(growth < 100, `RSS grew ${growth.toFixed(0)} MB beside a slow reader (want < 100)`);
   } finally {
     await proc.stop();
   }
