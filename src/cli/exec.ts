@@ -3,13 +3,14 @@
 import { Command, Option } from "@commander-js/extra-typings";
 import { UsageError } from "../errors.ts";
 import { type CommandIO, defaultIO } from "./ps.ts";
-import { examples, FORWARD_OPTION_HELP, paragraphs } from "./help.ts";
+import { examples, paragraphs } from "./help.ts";
+import { addForwardOptions, type ForwardTargetOptions } from "./forward_options.ts";
 
 /** How long `kf exec` waits for every forward to be ready before it gives up (exit 1). */
 const DEFAULT_READY_TIMEOUT = "30s";
 
 export function execCommand(io: CommandIO = defaultIO) {
-  return new Command("exec")
+  const command = new Command("exec")
     .summary("Run a command with forwards around it: start, wait until ready, run, stop")
     .description(
       paragraphs(
@@ -34,41 +35,12 @@ export function execCommand(io: CommandIO = defaultIO) {
     )
     .usage("[options] [-f kf.yaml | TARGET PORTS...] -- CMD [ARGS...]")
     .argument("[target]", "svc/NAME, deploy/NAME, sts/NAME, rs/NAME, pod/NAME or a pod name")
-    .argument("[args...]", "port mappings, then -- and the command to run")
-    .option(
-      "-f, --file <path>",
-      "config file (repeatable)",
-      (value, previous: string[] = []) => [...previous, value],
-    )
-    .option("--only <names>", "with -f: run only these forwards (comma-separated)")
-    .option("-n, --namespace <ns>", "namespace (default: the context's)")
-    .option("--context <name>", "kubeconfig context (default: current-context)")
-    .option("--kubeconfig <path>", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
-    .option(
-      "--address <ips>",
-      FORWARD_OPTION_HELP.address,
-    )
-    .option("-l, --selector <selector>", "pick pods by label selector instead of a target")
-    .option("--name <name>", "name of an ad hoc forward, and so of its variables (default: from the target)")
-    .addOption(
-      new Option(
-        "--transport <kind>",
-        FORWARD_OPTION_HELP.transport,
-      ),
-    )
-    .addOption(
-      new Option("--protocol <kind>", FORWARD_OPTION_HELP.protocol),
-    )
-    .addOption(new Option("--balance <kind>", FORWARD_OPTION_HELP.balance))
-    .option(
-      "--log-requests",
-      "report every HTTP request on stderr (method, path, status, pod, duration, bytes)",
-    )
-    .option("--pod-wait-timeout <duration>", FORWARD_OPTION_HELP.podWaitTimeout)
-    .option(
-      "--stream-idle-timeout <duration>",
-      FORWARD_OPTION_HELP.streamIdleTimeout,
-    )
+    .argument("[args...]", "port mappings, then -- and the command to run");
+  addForwardOptions(command, {
+    name: "name of an ad hoc forward, and so of its variables (default: from the target)",
+    logRequests: "report every HTTP request on stderr (method, path, status, pod, duration, bytes)",
+  });
+  return command
     .option(
       "--ready-timeout <duration>",
       "how long to wait for every forward to be ready",
@@ -77,7 +49,8 @@ export function execCommand(io: CommandIO = defaultIO) {
     .option("--env-file <path>", "also write the KF_* variables to this file (dotenv: KEY=value lines)")
     .option("--grace <duration>", "after CMD exits, how long open connections may finish", "2s")
     .addOption(new Option("--state-dir <dir>", "session state directory").hideHelp())
-    .action(async (target, args, options, command) => {
+    .action(async (target, args, parsed, command) => {
+      const options = parsed as typeof parsed & ForwardTargetOptions;
       const { positionals, argv } = splitCommand(
         [target, ...args].filter((a): a is string => a !== undefined),
         // rawArgs: the command line as given to parse() (public in commander, missing from its typings)

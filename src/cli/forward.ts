@@ -8,35 +8,22 @@ import { isLoopback } from "../config/settings.ts";
 import { parseDuration } from "../config/duration.ts";
 import { UsageError } from "../errors.ts";
 import { type CommandIO, defaultIO } from "./ps.ts";
-import { examples, FORWARD_OPTION_HELP, paragraphs } from "./help.ts";
+import { examples, paragraphs } from "./help.ts";
+import { addForwardOptions, type ForwardTargetOptions } from "./forward_options.ts";
 
 /** How long open connections may finish after Ctrl-C / SIGTERM. */
 const DEFAULT_GRACE = "2s";
 
-export interface ForwardCommandOptions {
-  file?: string[];
-  only?: string;
-  namespace?: string;
-  context?: string;
-  kubeconfig?: string;
-  address?: string;
-  selector?: string;
-  name?: string;
+export interface ForwardCommandOptions extends ForwardTargetOptions {
   output: string;
-  podWaitTimeout?: string;
-  streamIdleTimeout?: string;
   networkSettle?: string;
-  transport?: string;
-  protocol?: string;
-  balance?: string;
-  logRequests?: boolean;
   grace: string;
   detach?: boolean;
   stateDir?: string;
 }
 
 export function forwardCommand(io: CommandIO = defaultIO) {
-  return new Command("forward")
+  const command = new Command("forward")
     .alias("fwd")
     .summary("Forward local ports to pods, following them through restarts and rollouts")
     .description(
@@ -60,40 +47,13 @@ export function forwardCommand(io: CommandIO = defaultIO) {
       ]),
     )
     .argument("[target]", "svc/NAME, deploy/NAME, sts/NAME, rs/NAME, pod/NAME or a pod name")
-    .argument("[ports...]", "port mappings, e.g. 8080:80 5432 9000:metrics")
-    .option(
-      "-f, --file <path>",
-      "config file (repeatable)",
-      (value, previous: string[] = []) => [...previous, value],
-    )
-    .option("--only <names>", "with -f: run only these forwards (comma-separated)")
-    .option("-n, --namespace <ns>", "namespace (default: the context's)")
-    .option("--context <name>", "kubeconfig context (default: current-context)")
-    .option("--kubeconfig <path>", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
-    .option(
-      "--address <ips>",
-      FORWARD_OPTION_HELP.address,
-      undefined,
-    )
-    .option("-l, --selector <selector>", "pick pods by label selector instead of a target")
-    .option("--name <name>", "name of an ad hoc forward (default: from the target)")
+    .argument("[ports...]", "port mappings, e.g. 8080:80 5432 9000:metrics");
+  addForwardOptions(command, {
+    name: "name of an ad hoc forward (default: from the target)",
+    logRequests: "report every HTTP request (method, path, status, pod, duration, bytes)",
+  });
+  return command
     .addOption(new Option("-o, --output <format>", "text, or json for NDJSON events").default("text"))
-    .addOption(
-      new Option(
-        "--transport <kind>",
-        FORWARD_OPTION_HELP.transport,
-      ),
-    )
-    .addOption(
-      new Option("--protocol <kind>", FORWARD_OPTION_HELP.protocol),
-    )
-    .addOption(new Option("--balance <kind>", FORWARD_OPTION_HELP.balance))
-    .option("--log-requests", "report every HTTP request (method, path, status, pod, duration, bytes)")
-    .option("--pod-wait-timeout <duration>", FORWARD_OPTION_HELP.podWaitTimeout)
-    .option(
-      "--stream-idle-timeout <duration>",
-      FORWARD_OPTION_HELP.streamIdleTimeout,
-    )
     .option(
       "--network-settle <duration>",
       "after a network change or wake, how long the path must be stable before reconnecting (default 2s)",
@@ -101,7 +61,8 @@ export function forwardCommand(io: CommandIO = defaultIO) {
     .option("--grace <duration>", "on stop, how long open connections may finish", DEFAULT_GRACE)
     .option("-d, --detach", "run in the background; print the session id and ports once listening")
     .addOption(new Option("--state-dir <dir>", "session state directory").hideHelp())
-    .action(async (target, ports, options) => {
+    .action(async (target, ports, parsed) => {
+      const options = parsed as typeof parsed & ForwardTargetOptions;
       if (options.output !== "text" && options.output !== "json") {
         throw new UsageError(`Unknown output format '${options.output}'`, { hint: "use -o text or -o json" });
       }

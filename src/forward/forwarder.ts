@@ -100,6 +100,8 @@ export class Forward {
   #httpPoolUsed = false;
   /** Pods (uids) that answered HTTP and whose pool connections open after POOL_AFTER_MS. */
   readonly #poolPending = new Set<string>();
+  /** "pod port" pairs #answeredHttp has looked at; emptied when the target's pods change (names come back). */
+  readonly #answeredPods = new Set<string>();
   #pod?: string;
   #hadPod = false;
   #totalConnections = 0;
@@ -449,7 +451,11 @@ export class Forward {
    */
   #answeredHttp(port: PortRuntime, podName: string | undefined): void {
     const pool = this.#httpPool;
+    // every HTTP answer lands here: a pod already handled since the target last changed costs no lookup
     if (!pool || podName === undefined) return;
+    const seen = `${podName} ${port.remote}`;
+    if (this.#answeredPods.has(seen)) return;
+    this.#answeredPods.add(seen);
     const pod = this.#target.pods().find((p) => p.metadata.name === podName);
     const endpoint = pod ? endpointFor(pod, port.remote, this.#service()) : undefined;
     if (!endpoint || pool.serves(endpoint) || this.#poolPending.has(endpoint.uid)) return;
@@ -601,6 +607,7 @@ export class Forward {
 
   /** Re-picks the pod, re-warms, cuts connections to deleted pods, and derives the state. */
   #onTargetChange(): void {
+    this.#answeredPods.clear();
     if (this.#abort.signal.aborted || this.#state === "failed") return;
     const first = this.#ports[0];
     const endpoint = first ? this.#endpointNow(first.remote, new Set()) : undefined;

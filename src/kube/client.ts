@@ -56,10 +56,11 @@ export class KubeClient {
   readonly #credentials: Credentials;
   // keep-alive pool: LISTs and GETs reuse TLS connections instead of a handshake each
   readonly #agent = new https.Agent({ keepAlive: true, maxSockets: 64 });
-  /** libc's setsockopt for client-certificate WebSockets on native TLS; null: not loaded yet. */
+  /**
+   * libc's setsockopt for client-certificate WebSockets on native TLS; null: not loaded yet; undefined: not
+   * there, or native TLS failed for this certificate in a way that would repeat (node:tls from then on).
+   */
   #socketOptions: SocketOptions | undefined | null = null;
-  /** Native TLS failed for this client's certificate in a way that would repeat: node:tls from now on. */
-  #certificateOnNodeTls = false;
 
   private constructor(contextName: string, namespace: string, server: string, credentials: Credentials) {
     this.contextName = contextName;
@@ -132,7 +133,6 @@ export class KubeClient {
 
   /** SocketOptions for a client certificate on native TLS, or undefined: use node:tls. */
   #nativeSocketOptions(): SocketOptions | undefined {
-    if (this.#certificateOnNodeTls) return undefined;
     if (this.#socketOptions === null) this.#socketOptions = SocketOptions.open();
     return this.#socketOptions;
   }
@@ -215,7 +215,10 @@ export class KubeClient {
         }
         // a certificate native TLS cannot carry goes over node:tls below
         if (!(error instanceof NativeTlsUnavailableError)) throw this.#networkError(error);
-        if (error.lasting) this.#certificateOnNodeTls = true;
+        if (error.lasting) {
+          this.#socketOptions?.close();
+          this.#socketOptions = undefined;
+        }
       }
     }
     let raw: GatedSocket | undefined;

@@ -14,7 +14,7 @@
  */
 
 import { EventEmitter } from "node:events";
-import { concatBytes } from "../bytes.ts";
+import { concatBytes, writeAll } from "../bytes.ts";
 import type { SocketOptions } from "./socket_options.ts";
 
 const CONNECTING = 0;
@@ -134,7 +134,7 @@ export class FrameParser {
   /** Collects header bytes from bytes[at..]; the offset after the header, or -1 when more are needed. */
   #readHead(bytes: Uint8Array, at: number): number {
     for (;;) {
-      const size = this.#headLength < 2 ? 2 : [2, 4, 10][lengthCodeSize(this.#head[1] & 0x7f)];
+      const size = this.#headLength < 2 ? 2 : headerSize(this.#head[1] & 0x7f);
       if (this.#headLength >= size) return at;
       if (at >= bytes.length) return -1;
       const take = Math.min(size - this.#headLength, bytes.length - at);
@@ -189,9 +189,9 @@ export class FrameParser {
   }
 }
 
-/** Index into the header sizes [2, 4, 10] for a 7-bit length code (126: 16-bit length, 127: 64-bit). */
-function lengthCodeSize(code: number): number {
-  return code === 126 ? 1 : code === 127 ? 2 : 0;
+/** A server frame's header size for its 7-bit length code (126: a 16-bit length follows, 127: a 64-bit one). */
+function headerSize(code: number): number {
+  return code === 126 ? 4 : code === 127 ? 10 : 2;
 }
 
 /** `Deno.connectTls` with a client certificate; a certificate or key it cannot read is not a network error. */
@@ -249,7 +249,7 @@ export class NativeWebSocket extends EventEmitter {
   protocol = "";
   readonly #conn: Deno.TlsConn | Deno.TcpConn;
   /** What every read goes into (see #read). */
-  #readBuffer: Uint8Array | undefined;
+  readonly #readBuffer = new Uint8Array(READ_SIZE);
   readonly #parser = new FrameParser();
   #paused = false;
   #resumed?: PromiseWithResolvers<void>;
@@ -493,15 +493,12 @@ export class NativeWebSocket extends EventEmitter {
    * read is one 16 KiB record: 1.5 s of CPU per GiB, measured).
    */
   async #read(): Promise<Uint8Array | null> {
-    const buffer = this.#readBuffer ??= new Uint8Array(READ_SIZE);
-    const n = await this.#conn.read(buffer);
-    return n === null ? null : buffer.subarray(0, n);
+    const n = await this.#conn.read(this.#readBuffer);
+    return n === null ? null : this.#readBuffer.subarray(0, n);
   }
 
-  /** Writes all of bytes (conn.write may take part of them). */
-  async #write(bytes: Uint8Array): Promise<void> {
-    let written = 0;
-    while (written < bytes.length) written += await this.#conn.write(bytes.subarray(written));
+  #write(bytes: Uint8Array): Promise<void> {
+    return writeAll(this.#conn, bytes);
   }
 
   async #readHead(): Promise<{ head: string; rest: Uint8Array }> {

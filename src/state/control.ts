@@ -2,6 +2,7 @@
 
 import type { ForwardStatus } from "../forward/status.ts";
 import { ControlError } from "./errors.ts";
+import { writeAll } from "../bytes.ts";
 
 /**
  * Requests, one JSON object per line:
@@ -230,11 +231,6 @@ async function removeStaleSocket(path: string): Promise<void> {
     });
   }
   await Deno.remove(path).catch(() => {});
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
 }
 
 async function readLine(conn: Deno.Conn): Promise<string | undefined> {
