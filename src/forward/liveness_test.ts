@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { FakeClock } from "../watch/_testing.ts";
 import { MemoryPodStream } from "../transport/_testing.ts";
 import { PathTimeoutError } from "../transport/mod.ts";
-import { keepAliveInterval, watchLiveness } from "./liveness.ts";
+import { keepAliveInterval, KERNEL_WATCHED_PING_IDLE_MS, watchLiveness } from "./liveness.ts";
 
 function setup(answerPings = true) {
   const clock = new FakeClock();
@@ -90,4 +90,35 @@ Deno.test("watchLiveness() pings once per idle period even when the stream does 
   await clock.sleep(10_500);
   stop();
   assert.ok(stream.pings >= 9 && stream.pings <= 11, `pinged ${stream.pings} times in 10.5 s at 1 s idle`);
+});
+
+Deno.test("watchLiveness() leaves a kernel-watched stream to the kernel: pinged only after the backstop idle time", async () => {
+  const { clock, stream } = setup();
+  stream.kernelWatched = true;
+  const stop = watchLiveness(stream, { clock, idleMs: 20_000, timeoutMs: 10_000 });
+  await clock.sleep(KERNEL_WATCHED_PING_IDLE_MS - 1_000);
+  assert.equal(stream.pings, 0, "no ping within the backstop's idle time");
+  await clock.sleep(2_000);
+  stop();
+  assert.equal(stream.pings, 1);
+});
+
+Deno.test("watchLiveness() reports a path the kernel gave up on as a ping timeout, once", async () => {
+  const { clock, stream } = setup();
+  stream.kernelWatched = true;
+  let timeouts = 0;
+  watchLiveness(stream, { clock, idleMs: 20_000, timeoutMs: 10_000, onTimeout: () => timeouts++ });
+  stream.podFails(new PathTimeoutError("pod-1", 30_000, "kernel"));
+  await clock.sleep(1_000);
+  assert.equal(timeouts, 1);
+  assert.equal(stream.pings, 0);
+});
+
+Deno.test("watchLiveness() reports its own unanswered ping once, not again when the reset closes the stream", async () => {
+  const { clock, stream } = setup(false);
+  let timeouts = 0;
+  watchLiveness(stream, { clock, idleMs: 40, timeoutMs: 60, onTimeout: () => timeouts++ });
+  await stream.closed;
+  await clock.sleep(1_000);
+  assert.equal(timeouts, 1);
 });

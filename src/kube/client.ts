@@ -131,7 +131,10 @@ export class KubeClient {
     return options;
   }
 
-  /** SocketOptions for a client certificate on native TLS, or undefined: use node:tls. */
+  /**
+   * SocketOptions for native sockets (TCP_NODELAY under a client certificate, the kernel's keepalive), or
+   * undefined where FFI is not there: certificates then use node:tls.
+   */
   #nativeSocketOptions(): SocketOptions | undefined {
     if (this.#socketOptions === null) this.#socketOptions = SocketOptions.open();
     return this.#socketOptions;
@@ -487,12 +490,12 @@ function nativeTlsOptions(
       ? []
       : [typeof value === "string" ? value : new TextDecoder().decode(value as Uint8Array)];
   let clientCertificate: { cert: string; key: string } | undefined;
-  let tuner: SocketOptions | undefined;
+  // the kernel's keepalive on every native socket; a certificate cannot do without (TCP_NODELAY)
+  const tuner = socketOptions();
   if (tls.cert || tls.key) {
     const [cert, key] = [pem(tls.cert), pem(tls.key)];
     // one certificate chain and one key, what kubeconfigs hold; Deno.connectTls verifies the host it dials
     if (cert.length !== 1 || key.length !== 1 || tls.servername) return undefined;
-    tuner = socketOptions();
     if (!tuner) return undefined;
     clientCertificate = { cert: cert[0], key: key[0] };
   }

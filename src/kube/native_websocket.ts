@@ -59,6 +59,7 @@ export interface NativeWebSocketOptions {
    * NativeTlsUnavailableError.
    */
   clientCertificate?: { cert: string; key: string };
+  /** Tunes the socket (TCP_NODELAY, the kernel's keepalive); without it a token connection keeps Deno's. */
   socketOptions?: SocketOptions;
   /** The name the server's certificate must carry (kubeconfig tls-server-name); default: the URL's host. */
   serverName?: string;
@@ -247,6 +248,11 @@ async function acceptKey(key: string): Promise<string> {
 export class NativeWebSocket extends EventEmitter {
   readyState = CONNECTING;
   protocol = "";
+  /**
+   * The kernel's keepalive watches the connection (src/kube/socket_options.ts): a dead path ends it with an
+   * error on its own, so pings are only a backstop.
+   */
+  kernelWatched = false;
   readonly #conn: Deno.TlsConn | Deno.TcpConn;
   /** What every read goes into (see #read). */
   readonly #readBuffer = new Uint8Array(READ_SIZE);
@@ -292,17 +298,21 @@ export class NativeWebSocket extends EventEmitter {
     };
     signal.addEventListener("abort", onAbort, { once: true });
     try {
+      let kernelWatched = false;
       if (certificate) {
-        if (!options.socketOptions?.tune(conn)) {
+        const tuned = options.socketOptions?.tune(conn);
+        if (!tuned?.noDelay) {
           throw new NativeTlsUnavailableError(
             "cannot set TCP_NODELAY on a Deno.connectTls socket here",
             true,
           );
         }
+        kernelWatched = tuned.kernelWatched;
       } else {
         const tcp = conn as Deno.TcpConn;
         tcp.setNoDelay(true);
         tcp.setKeepAlive(true);
+        kernelWatched = options.socketOptions?.tune(tcp)?.kernelWatched ?? false;
         if (secure) {
           conn = await Deno.startTls(tcp, {
             hostname: options.serverName ?? hostname,
@@ -325,6 +335,7 @@ export class NativeWebSocket extends EventEmitter {
       const request = `GET ${url.pathname}${url.search} HTTP/1.1\r\n` +
         Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("") + "\r\n";
       const ws = new NativeWebSocket(conn, "");
+      ws.kernelWatched = kernelWatched;
       await ws.#write(new TextEncoder().encode(request));
       const { head, rest } = await ws.#readHead();
       const [statusLine, ...lines] = head.split("\r\n");

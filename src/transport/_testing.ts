@@ -18,6 +18,8 @@ export class MemoryPodStream implements PodStream {
   halfCloses: boolean;
   /** Answer pings (a live path) or not (a dead one). */
   answerPings = true;
+  /** Whether the kernel's keepalive is said to watch the carrier (pings are then only a backstop). */
+  kernelWatched = false;
   pings = 0;
   keepAlives = 0;
   paused = false;

@@ -20,13 +20,19 @@ export class PodPortError extends KfError {
   }
 }
 
-/** The far end stopped answering pings: the path died (laptop sleep, VPN switch, dropped NAT). */
+/** The far end stopped answering: the path died (laptop sleep, VPN switch, dropped NAT). */
 export class PathTimeoutError extends KfError {
   override name = "PathTimeoutError";
-  constructor(pod: string, timeoutMs: number) {
-    super(`the connection to pod ${pod} did not answer a ping within ${timeoutMs} ms`, {
-      hint: "the network path to the API server may be down; kf reconnects when it is back",
-    });
+  /** `by`: kf's ping went unanswered, or the kernel's keepalive (or unacknowledged data) timed out. */
+  constructor(pod: string, timeoutMs: number, by: "ping" | "kernel" = "ping") {
+    super(
+      by === "ping"
+        ? `the connection to pod ${pod} did not answer a ping within ${timeoutMs} ms`
+        : `the connection to pod ${pod} went unanswered for ${
+          Math.round(timeoutMs / 1000)
+        } s (TCP keepalive)`,
+      { hint: "the network path to the API server may be down; kf reconnects when it is back" },
+    );
   }
 }
 

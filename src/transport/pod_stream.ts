@@ -45,6 +45,11 @@ export interface PodStream {
   /** clock.now() of the last thing heard from the far end (bytes or a ping answer). */
   readonly lastHeardAt: number;
   /**
+   * True when the kernel watches the carrier's TCP connection (a tuned keepalive): a dead path then ends the
+   * stream with a PathTimeoutError by itself, and pings are only a backstop for proxies that end TCP early.
+   */
+  readonly kernelWatched?: boolean;
+  /**
    * Settles once, when the stream is over; never rejects. `undefined`: the pod side closed it (or reset()
    * without a reason). A PodPortError: the kubelet said why (port refused, pod gone). Anything else: the
    * carrier broke (network, API server, an unanswered ping).

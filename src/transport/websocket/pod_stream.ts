@@ -6,7 +6,8 @@
 
 import type WebSocket from "ws";
 import { type Clock, systemClock } from "../../clock.ts";
-import { podErrorFromText } from "../errors.ts";
+import { PathTimeoutError, podErrorFromText } from "../errors.ts";
+import { KERNEL_DEAD_PATH_MS } from "../../kube/socket_options.ts";
 import type { PodReceiver, PodStream } from "../pod_stream.ts";
 import { DATA_CHANNEL, PortForwardDecoder } from "./v4_frames.ts";
 
@@ -51,6 +52,11 @@ export class WebSocketPodStream implements PodStream {
 
   get open(): boolean {
     return !this.#over && this.#ws.readyState === OPEN;
+  }
+
+  /** The native WebSocket says whether the kernel's keepalive watches its socket; ws sockets are not. */
+  get kernelWatched(): boolean {
+    return (this.#ws as { kernelWatched?: boolean }).kernelWatched === true;
   }
 
   receive(receiver: PodReceiver | undefined): void {
@@ -142,7 +148,10 @@ export class WebSocketPodStream implements PodStream {
   readonly #onClose = (): void => this.#end();
 
   readonly #onError = (error: Error): void => {
-    this.#error ??= error;
+    // ETIMEDOUT: the kernel's keepalive or user timeout gave up on the path
+    this.#error ??= error instanceof Deno.errors.TimedOut
+      ? new PathTimeoutError(this.pod, KERNEL_DEAD_PATH_MS, "kernel")
+      : error;
     this.#end();
   };
 

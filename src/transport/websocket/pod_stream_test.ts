@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import type WebSocket from "ws";
-import { PodPortError } from "../errors.ts";
+import { PathTimeoutError, PodPortError } from "../errors.ts";
 import { WebSocketPodStream } from "./pod_stream.ts";
 
 /** Just enough of a `ws` WebSocket: events, send, ping, pause/resume, terminate. */
@@ -120,4 +120,23 @@ Deno.test("v4 stream: a ping answer counts as heard", async () => {
   await new Promise((resolve) => setTimeout(resolve, 5));
   await stream.ping();
   assert.ok(stream.lastHeardAt > before);
+});
+
+Deno.test("v4 stream: a socket the kernel timed out (ETIMEDOUT) ends with a PathTimeoutError; kernelWatched comes from the socket", async () => {
+  const { ws, stream } = open();
+  assert.equal(stream.kernelWatched, false, "a ws socket is not watched by kf's tuned keepalive");
+  (ws as unknown as { kernelWatched: boolean }).kernelWatched = true;
+  assert.equal(stream.kernelWatched, true);
+  ws.emit("error", new Deno.errors.TimedOut("Connection timed out (os error 110)"));
+  const error = await stream.closed;
+  assert.ok(error instanceof PathTimeoutError, String(error));
+  assert.match(error.message, /unanswered for 30 s \(TCP keepalive\)/);
+  assert.equal(stream.open, false);
+});
+
+Deno.test("v4 stream: other socket errors stay what they are", async () => {
+  const { ws, stream } = open();
+  const reset = new Error("Connection reset by peer (os error 104)");
+  ws.emit("error", reset);
+  assert.equal(await stream.closed, reset);
 });
