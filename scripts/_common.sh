@@ -13,12 +13,15 @@ install_deps() {
   fi
 }
 
-# Tools the e2e tests drive as real clients (python requests, ApacheBench, curl); each installed only when missing.
+# Tools the e2e tests drive (python requests, ApacheBench, curl as real clients; iptables); each installed only
+# when missing.
 ensure_test_packages() {
   local missing=()
   python3 -c 'import requests' 2>/dev/null || missing+=(python3-requests)
   command -v ab >/dev/null 2>&1 || missing+=(apache2-utils)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
+  # a dead path to the API server is made by dropping kf's packets (tests/e2e/dead_path_test.ts)
+  command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || missing+=(iptables)
   [ "${#missing[@]}" -eq 0 ] && return 0
   echo "[kf] installing test packages: ${missing[*]}" >&2
   if command -v apt-get >/dev/null 2>&1; then
