@@ -63,10 +63,24 @@ export function echoForward(name = "echo"): ForwardDef {
   return { name, target: "svc/echo", ports: [{ local: http, remote: 80 }, { local: echo, remote: 9000 }] };
 }
 
+/**
+ * The V8 flags kf ships with (bin/kf and compiled binaries, see scripts/bundle.ts): measured from source,
+ * kf runs as users run it.
+ */
+const SHIPPED_V8_FLAGS = "--v8-flags=--max-semi-space-size=1";
+
 /** kf's command line: the given binary, or `deno run -A main.ts` with the deno running the bench. */
 export function kfCommand(kfBin?: string): string[] {
   if (kfBin) return [kfBin];
-  return [Deno.execPath(), "run", "-A", "--config", join(REPO, "deno.json"), join(REPO, "main.ts")];
+  return [
+    Deno.execPath(),
+    "run",
+    "-A",
+    SHIPPED_V8_FLAGS,
+    "--config",
+    join(REPO, "deno.json"),
+    join(REPO, "main.ts"),
+  ];
 }
 
 function tempStateDir(ctx: ToolContext): string {

@@ -11,6 +11,7 @@ import { Proc, run, sleep } from "../lib/proc.ts";
 import { rssParts } from "../lib/procfs.ts";
 import type { Row, ScenarioResult } from "../lib/report.ts";
 import { median } from "../lib/stats.ts";
+import { kfCommand } from "../lib/tools.ts";
 
 /**
  * Wall time of a short command, and from GNU time its peak RSS (%M, KiB) and CPU time (%U + %S: unlike wall
@@ -52,7 +53,7 @@ export async function artifact(ctx: Ctx): Promise<Omit<ScenarioResult, "seconds"
   });
   if (install.code !== 0) throw new Error(`npm install -g . failed: ${install.stderr}`);
   const installed = [join(prefix, "bin", "kf")];
-  const source = [Deno.execPath(), "run", "-A", "--config", join(REPO, "deno.json"), join(REPO, "main.ts")];
+  const source = kfCommand();
   const bundleBytes = sizeOf(join(REPO, "dist"));
 
   const stateDir = Deno.makeTempDirSync({ dir: ctx.toolCtx.tempDir, prefix: "kf-state-" });
