@@ -21,6 +21,7 @@ import {
 import type { ForwardState, ForwardStatus, WireTransport } from "./status.ts";
 import { TargetWatch } from "./target_watch.ts";
 import { Tunnel, type TunnelCounters } from "./tunnel.ts";
+import { KeptUpstreams } from "./http/kept_upstreams.ts";
 import { Prewarm, type Upstream } from "./prewarm.ts";
 import { fallbackDialer, type PodDialer, spdyDialer, SpdyPool, webSocketDialer } from "../transport/mod.ts";
 import { HttpConnection, type RequestLogEntry } from "./http/connection.ts";
@@ -73,6 +74,8 @@ interface PortRuntime {
   /** One per host of the forward's addresses (127.0.0.1 and ::1 for localhost), all on localPort. */
   listeners: BoundListener[];
   prewarm: Prewarm;
+  /** Idle HTTP upstreams left open by finished connections, for the next ones. */
+  kept: KeptUpstreams;
   /** Has carried an HTTP connection: its connections may go on auto's SPDY pool. */
   http: boolean;
 }
@@ -181,7 +184,10 @@ export class Forward {
         this.#transport = "spdy-websocket";
         this.#httpPool = undefined;
         // the pool warms connections itself: drop the v4 warm sockets and point it at the current pods
-        for (const port of this.#ports) port.prewarm.renew();
+        for (const port of this.#ports) {
+          port.prewarm.renew();
+          port.kept.drop();
+        }
         this.#onTargetChange();
         this.#changed();
       },
@@ -288,7 +294,10 @@ export class Forward {
 
   /** Replaces prewarmed sockets (after a suspend); open connections find out by their own pings. */
   renewUpstreams(): void {
-    for (const port of this.#ports) port.prewarm.renew();
+    for (const port of this.#ports) {
+      port.prewarm.renew();
+      port.kept.drop();
+    }
   }
 
   /** Ends every connection at once (a second Ctrl-C); stop() then finishes without waiting. */
@@ -354,7 +363,8 @@ export class Forward {
       signal: this.#abort.signal,
       alongside: this.#httpPool,
     });
-    return { remote, localPort: bound.port, listeners: bound.listeners, prewarm, http: false };
+    const kept = new KeptUpstreams({ clock: this.#deps.clock, signal: this.#abort.signal });
+    return { remote, localPort: bound.port, listeners: bound.listeners, prewarm, kept, http: false };
   }
 
   async #acceptLoop(port: PortRuntime, listener: Deno.TcpListener): Promise<void> {
@@ -377,7 +387,10 @@ export class Forward {
     const protocol = this.spec.protocol ?? "auto";
     const acquire = (exclude: ReadonlySet<string>, signal: AbortSignal) =>
       this.#acquire(port, exclude, signal, startedAt);
-    const onPodFailed = (pod: string) => port.prewarm.invalidate(pod);
+    const onPodFailed = (pod: string) => {
+      port.prewarm.invalidate(pod);
+      port.kept.drop(pod);
+    };
     const tunnelOptions = {
       local: conn,
       counters: this.#counters,
@@ -393,12 +406,21 @@ export class Forward {
     if (protocol === "tcp") {
       carrier = new Tunnel(tunnelOptions);
     } else {
-      // the first upstream opens while the first bytes arrive, so sniffing costs no round trip
-      const first = protocol === "auto" ? acquire(new Set(), this.#abort.signal) : undefined;
+      // the first upstream opens while the first bytes arrive, so sniffing costs no round trip; on a port
+      // that has carried HTTP it may be one an earlier connection left open
+      const first = protocol === "auto"
+        ? this.#acquire(port, new Set(), this.#abort.signal, startedAt, undefined, port.http)
+        : undefined;
       first?.catch(() => {});
       const sniffed = first ? await sniffConnection(conn, first) : undefined;
       if (sniffed?.protocol === "tcp") {
-        carrier = new Tunnel({ ...tunnelOptions, first, firstChunk: sniffed.firstChunk });
+        // not HTTP after all: an upstream that carried HTTP goes back, the tunnel gets a fresh one
+        const fresh = first!.then((upstream) => {
+          if (!upstream.reused) return upstream;
+          port.kept.keep(upstream);
+          return acquire(new Set(), this.#abort.signal);
+        });
+        carrier = new Tunnel({ ...tunnelOptions, first: fresh, firstChunk: sniffed.firstChunk });
       } else {
         // HTTP clients open connections often: from now on this port's go on auto's SPDY pool when it can
         port.http = true;
@@ -410,8 +432,9 @@ export class Forward {
           initial: sniffed?.bytes,
           first,
           // each request waits for a pod from its own start, not from the connection's
-          acquire: (exclude, signal, prefer) =>
-            this.#acquire(port, exclude, signal, this.#deps.clock.now(), prefer),
+          acquire: (exclude, signal, prefer, reuse) =>
+            this.#acquire(port, exclude, signal, this.#deps.clock.now(), prefer, reuse),
+          keep: (upstream) => port.kept.keep(upstream),
           choose: (exclude) => this.#choose(port.remote, exclude),
           onPodFailed,
           onRequest: (request) => {
@@ -479,6 +502,7 @@ export class Forward {
     signal: AbortSignal,
     startedAt: number,
     prefer?: string,
+    reuse = false,
   ): Promise<Upstream> {
     const deadline = startedAt + this.spec.podWaitTimeoutMs;
     const skip = new Set(exclude);
@@ -486,6 +510,8 @@ export class Forward {
     const backoff = new Backoff({ clock, initialMs: DIAL_RETRY_INITIAL_MS, maxMs: DIAL_RETRY_MAX_MS });
     while (true) {
       const endpoint = await this.#waitForEndpoint(port.remote, skip, signal, deadline, prefer);
+      const kept = reuse ? port.kept.take(endpoint) : undefined;
+      if (kept) return kept;
       // the pod may stop being ready while we dial it (a rollout, a force-delete): give up on it at once
       // and pick again, instead of finding out from the kubelet after a full WebSocket handshake
       const dial = new AbortController();
@@ -621,6 +647,9 @@ export class Forward {
     }, () => {});
     const present = new Set(this.#target.pods().map((p) => p.metadata.name));
     if (this.#target.podStore?.synced) {
+      for (const port of this.#ports) {
+        for (const pod of port.kept.pods()) if (!present.has(pod)) port.kept.drop(pod);
+      }
       // a deleted pod's connections are dead: close them now instead of waiting for TCP to notice
       for (const tunnel of this.#tunnels) {
         for (const pod of tunnel.pods()) if (!present.has(pod)) tunnel.podDeleted(pod);

@@ -12,6 +12,8 @@ export interface Upstream {
   stream: PodStream;
   endpoint: Endpoint;
   early: Uint8Array[];
+  /** It carried HTTP requests of an earlier client connection (src/forward/http/kept_upstreams.ts). */
+  reused?: boolean;
 }
 
 /** A warm socket is pinged when idle this long; without a pong in WARM_PING_TIMEOUT_MS it is replaced. */

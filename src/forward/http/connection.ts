@@ -34,6 +34,8 @@ import {
   wantsClose,
 } from "./framing.ts";
 import { endLocal } from "../local_end.ts";
+import type { Endpoint } from "../picker.ts";
+import { keepAliveHead } from "./keep_alive.ts";
 import { abortRoutine } from "../../abort.ts";
 
 /** Upload bytes queued in one upstream before the client's socket is no longer read. */
@@ -78,8 +80,21 @@ export interface HttpConnectionOptions {
   first?: Promise<Upstream>;
   /** The pod the next request on an idle connection should go to now; undefined when none is ready. */
   choose(exclude: ReadonlySet<string>): string | undefined;
-  /** An upstream to a ready pod (preferably `prefer`), waiting (bounded) for one. */
-  acquire(exclude: ReadonlySet<string>, signal: AbortSignal, prefer?: string): Promise<Upstream>;
+  /**
+   * An upstream to a ready pod (preferably `prefer`), waiting (bounded) for one. `reuse`: one that an earlier
+   * connection left open may do (only for a request that can be resent, see kept_upstreams.ts).
+   */
+  acquire(
+    exclude: ReadonlySet<string>,
+    signal: AbortSignal,
+    prefer?: string,
+    reuse?: boolean,
+  ): Promise<Upstream>;
+  /**
+   * Takes an idle upstream whose server keeps it open, for the port's next connections; without it, idle
+   * upstreams are released when the connection ends, and requests go upstream as the client sent them.
+   */
+  keep?(upstream: Upstream): void;
   onPodFailed?(pod: string, error: Error): void;
   onRequest?(entry: RequestLogEntry): void;
 }
@@ -116,6 +131,11 @@ interface Exchange {
 interface Link {
   stream: PodStream;
   pod: string;
+  endpoint: Endpoint;
+  /** It came from an earlier connection: its closing before an answer says nothing about the pod. */
+  reused: boolean;
+  /** The server's last response did not ask to close: the link may be kept after this connection. */
+  keepAlive: boolean;
   framer: ResponseFramer;
   error?: Error;
   closed: boolean;
@@ -287,8 +307,10 @@ export class HttpConnection {
         if (wantsClose(head)) this.#closeAfter = true;
         // the bytes after it are of another protocol or of the next request: reads wait for the answer
         if (asksForSwitch(head)) this.#switchAnswered = Promise.withResolvers();
-        // the framer's own copy of the head (a slice of its slab): kept as is, not copied again
-        const added = this.#addFrame(exchange, head.raw, true);
+        // the framer's own copy of the head (a slice of its slab): kept as is, not copied again; toward the
+        // pod without the client's `close` when kf keeps upstreams
+        const upstreamHead = this.#options.keep ? keepAliveHead(head) : head.raw;
+        const added = this.#addFrame(exchange, upstreamHead, true);
         return added ? added.then(() => this.#dispatch()) : this.#dispatch();
       }
       case "body": {
@@ -479,7 +501,15 @@ export class HttpConnection {
     try {
       const first = this.#first;
       this.#first = undefined;
-      upstream = first ? await first : await this.#options.acquire(this.#exclude, this.#abort.signal, prefer);
+      const reuse = exchange.replayable;
+      upstream = first
+        ? await first
+        : await this.#options.acquire(this.#exclude, this.#abort.signal, prefer, reuse);
+      if (upstream.reused && !reuse) {
+        // a kept upstream may be closing under a request that cannot be resent: it goes back, a fresh one
+        this.#options.keep?.(upstream);
+        upstream = await this.#options.acquire(this.#exclude, this.#abort.signal, prefer, false);
+      }
     } catch (error) {
       if (this.#abort.signal.aborted || this.#finished) return undefined;
       exchange.state = "failed";
@@ -513,6 +543,9 @@ export class HttpConnection {
     const link: Link = {
       stream,
       pod: upstream.endpoint.pod,
+      endpoint: upstream.endpoint,
+      reused: upstream.reused === true,
+      keepAlive: true,
       framer: new ResponseFramer(),
       closed: false,
       uploadInFlight: 0,
@@ -596,7 +629,10 @@ export class HttpConnection {
         if (piece.head.meaning === "interim") return;
         exchange.responseStarted = true;
         exchange.status = piece.head.status;
-        if (wantsClose(piece.head)) this.#closeAfter = true;
+        if (wantsClose(piece.head)) {
+          this.#closeAfter = true;
+          link.keepAlive = false;
+        }
         if (piece.head.meaning === "switch") {
           exchange.switched = true;
           this.#opaque = link;
@@ -699,7 +735,7 @@ export class HttpConnection {
     if (this.#deleted.has(link.pod) || (link.error instanceof PodPortError && link.error.podGone)) {
       this.#exclude.add(link.pod);
     }
-    this.#options.onPodFailed?.(link.pod, error);
+    if (!link.reused) this.#options.onPodFailed?.(link.pod, error);
     for (const exchange of inFlight) {
       if (exchange.replayable && exchange.kept && exchange.attempts < MAX_ATTEMPTS) {
         exchange.state = "queued";
@@ -751,7 +787,12 @@ export class HttpConnection {
    */
   #letGo(link: Link): void {
     const idle = link !== this.#opaque && link.framer.pending === 0 && !link.framer.inMessage;
-    if (idle) link.stream.release();
+    if (idle && link.keepAlive && this.#options.keep && link.stream.open) {
+      // the next connection of the port may send its request on it
+      link.closed = true;
+      link.detach();
+      this.#options.keep({ stream: link.stream, endpoint: link.endpoint, early: [] });
+    } else if (idle) link.stream.release();
     else link.stream.reset();
   }
 
