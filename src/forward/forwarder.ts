@@ -184,10 +184,7 @@ export class Forward {
         this.#transport = "spdy-websocket";
         this.#httpPool = undefined;
         // the pool warms connections itself: drop the v4 warm sockets and point it at the current pods
-        for (const port of this.#ports) {
-          port.prewarm.renew();
-          port.kept.drop();
-        }
+        this.renewUpstreams();
         this.#onTargetChange();
         this.#changed();
       },
@@ -292,7 +289,7 @@ export class Forward {
     if (this.#state !== "failed") this.#setState("stopped");
   }
 
-  /** Replaces prewarmed sockets (after a suspend); open connections find out by their own pings. */
+  /** Replaces warm and kept upstreams (after a suspend); open connections find out by their own pings. */
   renewUpstreams(): void {
     for (const port of this.#ports) {
       port.prewarm.renew();

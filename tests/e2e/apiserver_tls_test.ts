@@ -19,15 +19,21 @@ const KERNEL_WATCHED = {
   userTimeoutMs: KERNEL_KEEPALIVE.userTimeoutMs,
 };
 
-Deno.test("a client-certificate port-forward WebSocket is on native TLS with TCP_NODELAY and the kernel keepalive, and echoes through the pod", async () => {
-  const client = KubeClient.load({ kubeconfig: cluster.kubeconfig, context: "kf-admin" });
+/** A v4 port-forward WebSocket to an echo pod's port 9000 as `context`, and how that context authenticates. */
+async function openPortForward(context: string) {
+  const client = KubeClient.load({ kubeconfig: cluster.kubeconfig, context });
   const tls = await client.httpsOptions();
-  assert.ok(tls.cert && tls.key, "kf-admin authenticates with a client certificate");
   const [pod] = await readyPods();
   const ws = await client.openWebSocket(`/api/v1/namespaces/default/pods/${pod}/portforward`, {
     query: { ports: "9000" },
     protocols: ["v4.channel.k8s.io"],
   });
+  return { ws, certificate: Boolean(tls.cert && tls.key) };
+}
+
+Deno.test("a client-certificate port-forward WebSocket is on native TLS with TCP_NODELAY and the kernel keepalive, and echoes through the pod", async () => {
+  const { ws, certificate } = await openPortForward("kf-admin");
+  assert.ok(certificate, "kf-admin authenticates with a client certificate");
   const options = SocketOptions.open()!;
   try {
     assert.ok(ws instanceof NativeWebSocket, "the WebSocket is kf's native-TLS one, not ws over node:tls");
@@ -56,14 +62,8 @@ Deno.test("a client-certificate port-forward WebSocket is on native TLS with TCP
 });
 
 Deno.test("a token port-forward WebSocket gets the kernel keepalive too", async () => {
-  const client = KubeClient.load({ kubeconfig: cluster.kubeconfig, context: "kf-token" });
-  const tls = await client.httpsOptions();
-  assert.ok(!tls.cert, "kf-token authenticates with a bearer token");
-  const [pod] = await readyPods();
-  const ws = await client.openWebSocket(`/api/v1/namespaces/default/pods/${pod}/portforward`, {
-    query: { ports: "9000" },
-    protocols: ["v4.channel.k8s.io"],
-  });
+  const { ws, certificate } = await openPortForward("kf-token");
+  assert.ok(!certificate, "kf-token authenticates with a bearer token");
   const options = SocketOptions.open()!;
   try {
     assert.ok(ws instanceof NativeWebSocket);

@@ -9,14 +9,23 @@ import { HttpConnection, type RequestLogEntry } from "./connection.ts";
 import { loopbackPair, until } from "../_testing.ts";
 
 const encode = (value: string) => new TextEncoder().encode(value);
-const ok = (body: string) => `HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+const ok = (body: string, extra = "") =>
+  `HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n${extra}\r\n${body}`;
 
-/** A client connection to an HttpConnection whose streams come from `next()` (a new stream per acquire). */
-async function harness(pods: string[] = ["pod-a", "pod-b", "pod-c", "pod-d"]) {
+/**
+ * A client connection to an HttpConnection whose streams are new per acquire. With `keep`, the connection gets
+ * a keeper (what a forward gives it): what it hands back lands in `kept`, and an acquire that may reuse takes
+ * one of `reusable` first.
+ */
+async function harness(options: { reusable?: MemoryPodStream[]; keep?: boolean } = {}) {
+  const pods = ["pod-a", "pod-b", "pod-c", "pod-d"];
   const { local, client } = await loopbackPair();
   const streams: MemoryPodStream[] = [];
   const excluded: string[][] = [];
   const requests: RequestLogEntry[] = [];
+  const kept: Upstream[] = [];
+  const reuseAsked: boolean[] = [];
+  const podFailures: string[] = [];
   const abort = new AbortController();
   const connection = new HttpConnection({
     local,
@@ -24,14 +33,20 @@ async function harness(pods: string[] = ["pod-a", "pod-b", "pod-c", "pod-d"]) {
     signal: abort.signal,
     clock: systemClock,
     choose: (exclude) => pods.find((p) => !exclude.has(p)),
-    acquire: (exclude): Promise<Upstream> => {
+    acquire: (exclude, _signal, _prefer, reuse): Promise<Upstream> => {
       excluded.push([...exclude]);
+      reuseAsked.push(reuse === true);
       const pod = pods.find((p) => !exclude.has(p));
       if (!pod) return Promise.reject(new Error("no ready pod"));
+      const endpoint = { pod, uid: pod, port: 80 };
+      const old = reuse ? options.reusable?.pop() : undefined;
+      if (old) return Promise.resolve({ stream: old, endpoint, early: [], reused: true });
       const stream = new MemoryPodStream(pod);
       streams.push(stream);
-      return Promise.resolve({ stream, endpoint: { pod, uid: pod, port: 80 }, early: [] });
+      return Promise.resolve({ stream, endpoint, early: [] });
     },
+    keep: options.keep ? (upstream) => kept.push(upstream) : undefined,
+    onPodFailed: (pod) => podFailures.push(pod),
     onRequest: (entry) => requests.push(entry),
   });
   const result = connection.run();
@@ -56,13 +71,39 @@ async function harness(pods: string[] = ["pod-a", "pod-b", "pod-c", "pod-d"]) {
     }
     return out;
   };
+  /** Everything the client receives until kf closes the connection. */
+  const readAll = async (): Promise<string> => {
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+      buffered += new TextDecoder().decode(chunk.value);
+    }
+    const all = buffered;
+    buffered = "";
+    return all;
+  };
   const stop = async () => {
     reader.releaseLock();
-    client.close();
+    try {
+      client.close();
+    } catch {
+      // closed already
+    }
     abort.abort();
     await result;
   };
-  return { client, streams, excluded, requests, responses, stop, result };
+  return {
+    client,
+    streams,
+    excluded,
+    requests,
+    kept,
+    reuseAsked,
+    podFailures,
+    reader,
+    responses,
+    readAll,
+    stop,
+    result,
+  };
 }
 
 Deno.test("HTTP: a keep-alive connection whose pod stream died between requests sends the next one to a new stream", async () => {
@@ -206,4 +247,87 @@ Deno.test("HTTP: a stream whose answer has ended is released (its carrier reused
   }
   assert.equal(cut.streams[0].wasReset, true);
   assert.equal(cut.streams[0].wasReleased, false);
+});
+
+// ---------------------------------------------------------------- with a keeper of idle upstreams
+// (what a forward gives it): the hop to the pod stays open for the next connection, and only requests
+// that can be resent ride an upstream an earlier connection left
+
+Deno.test("HTTP keep: a `Connection: close` client gets its answer and its close; the upstream, asked to stay, is kept", async () => {
+  const h = await harness({ keep: true });
+  try {
+    await h.client.write(encode("GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    await until(() => h.streams[0]?.writtenText().includes("GET /a"), "the request upstream");
+    assert.equal(h.streams[0].writtenText(), "GET /a HTTP/1.1\r\nHost: x\r\n\r\n", "no close toward the pod");
+    h.streams[0].podSends(ok("a"));
+    assert.match(await h.readAll(), /200 OK[\s\S]*\r\n\r\na$/);
+    await h.result;
+    assert.equal(h.kept.length, 1);
+    assert.equal(h.kept[0].stream, h.streams[0]);
+    assert.equal(h.streams[0].open, true, "kept open for the next connection");
+    assert.deepEqual(h.reuseAsked, [true], "a GET may ride a kept upstream");
+  } finally {
+    await h.stop();
+  }
+});
+
+Deno.test("HTTP keep: a response that closes, an unfinished response, or an upgrade is never kept", async () => {
+  const closing = await harness({ keep: true });
+  try {
+    await closing.client.write(encode("GET /a HTTP/1.0\r\n\r\n"));
+    await until(() => closing.streams[0]?.writtenText().includes("GET /a"), "the request");
+    assert.match(
+      closing.streams[0].writtenText(),
+      /Connection: keep-alive\r\n\r\n$/,
+      "1.0 asks for keep-alive",
+    );
+    closing.streams[0].podSends(ok("a", "Connection: close\r\n"));
+    await closing.readAll();
+    await closing.result;
+    assert.equal(closing.kept.length, 0);
+    assert.equal(closing.streams[0].wasReleased || closing.streams[0].wasReset, true);
+  } finally {
+    await closing.stop();
+  }
+  const cut = await harness({ keep: true });
+  try {
+    await cut.client.write(encode("GET /big HTTP/1.1\r\n\r\n"));
+    await until(() => cut.streams[0]?.writtenText().includes("GET /big"), "the request");
+    cut.streams[0].podSends("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial");
+    await cut.reader.read(); // the response has started
+  } finally {
+    // the forward stops mid-response
+    await cut.stop();
+  }
+  assert.equal(cut.kept.length, 0, "mid-response: reset, not kept");
+  assert.equal(cut.streams[0].wasReset, true);
+});
+
+Deno.test("HTTP keep: a POST does not ride a kept upstream; a GET does, and a kept one that closes under it is resent without blaming the pod", async () => {
+  const old = new MemoryPodStream("pod-a");
+  const h = await harness({ keep: true, reusable: [old] });
+  try {
+    await h.client.write(encode("POST /p HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"));
+    await until(() => h.streams[0]?.writtenText().includes("POST /p"), "the POST on a fresh upstream");
+    assert.deepEqual(h.reuseAsked, [false]);
+    assert.equal(old.written.length, 0);
+    h.streams[0].podSends(ok("p"));
+    await until(() => h.streams[0].open && h.reuseAsked.length === 1, "");
+  } finally {
+    await h.stop();
+  }
+  const stale = new MemoryPodStream("pod-a");
+  const g = await harness({ keep: true, reusable: [stale] });
+  try {
+    await g.client.write(encode("GET /g HTTP/1.1\r\nConnection: close\r\n\r\n"));
+    await until(() => stale.writtenText().includes("GET /g"), "the GET on the kept upstream");
+    // the server had closed it just then
+    stale.podCloses();
+    await until(() => g.streams[0]?.writtenText().includes("GET /g"), "the resend on a fresh upstream");
+    g.streams[0].podSends(ok("g"));
+    assert.match(await g.readAll(), /200 OK[\s\S]*g$/);
+    assert.deepEqual(g.podFailures, [], "a kept upstream closing says nothing about the pod");
+  } finally {
+    await g.stop();
+  }
 });

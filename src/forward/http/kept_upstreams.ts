@@ -93,10 +93,6 @@ export class KeptUpstreams {
     return [...pods];
   }
 
-  has(endpoint: Endpoint): boolean {
-    return (this.#byEndpoint.get(keyOf(endpoint))?.length ?? 0) > 0;
-  }
-
   /** Drops the upstreams to a pod (deleted, failed) or, without a pod, all (after a suspend). */
   drop(pod?: string): void {
     for (const [key, list] of [...this.#byEndpoint]) {
