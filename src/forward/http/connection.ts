@@ -50,8 +50,9 @@ const MAX_ATTEMPTS = 6;
 const MAX_PARKED = 4;
 const PING_IDLE_MS = 20_000;
 const PING_TIMEOUT_MS = 10_000;
+/** Local reads grow from MIN to MAX while bulk flows (see src/forward/tunnel.ts for why 256 KiB). */
 const MIN_READ_CHUNK = 4 * 1024;
-const MAX_READ_CHUNK = 64 * 1024;
+const MAX_READ_CHUNK = 256 * 1024;
 /** After the client's EOF on an upgraded connection, how long the pod may go on sending (v4 has no half-close). */
 const OPAQUE_LINGER_MS = 2_000;
 

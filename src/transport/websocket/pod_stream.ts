@@ -8,6 +8,7 @@ import type WebSocket from "ws";
 import { type Clock, systemClock } from "../../clock.ts";
 import { PathTimeoutError, podErrorFromText } from "../errors.ts";
 import { KERNEL_DEAD_PATH_MS } from "../../kube/socket_options.ts";
+import { NativeWebSocket } from "../../kube/native_websocket.ts";
 import type { PodReceiver, PodStream } from "../pod_stream.ts";
 import { DATA_CHANNEL, PortForwardDecoder } from "./v4_frames.ts";
 
@@ -16,6 +17,8 @@ const OPEN = 1;
 const CLOSED = 3;
 /** A data frame without payload: traffic for idle timers on the way, nothing for the pod. */
 const KEEPALIVE_FRAME = new Uint8Array([DATA_CHANNEL]);
+/** The channel byte in front of every payload to the pod (never written to). */
+const DATA_PREFIX = new Uint8Array([DATA_CHANNEL]);
 /** Pod bytes held while nobody receives them, past which the socket is no longer read. */
 const HELD_HIGH_WATER = 1 << 20;
 
@@ -87,6 +90,8 @@ export class WebSocketPodStream implements PodStream {
 
   write(chunk: Uint8Array, sent?: () => void): void {
     if (!this.open) return sent?.();
+    // the native WebSocket sends the channel byte beside the payload: no copy of a large upload chunk
+    if (this.#ws instanceof NativeWebSocket) return this.#ws.sendParts([DATA_PREFIX, chunk], () => sent?.());
     const frame = new Uint8Array(chunk.length + 1);
     frame[0] = DATA_CHANNEL;
     frame.set(chunk, 1);
