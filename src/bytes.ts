@@ -16,6 +16,8 @@ export async function writeAll(
   conn: { write(p: Uint8Array): Promise<number> },
   bytes: Uint8Array,
 ): Promise<void> {
-  let written = 0;
+  if (bytes.length === 0) return;
+  // most writes take everything at once: no subarray (an allocation) for the first
+  let written = await conn.write(bytes);
   while (written < bytes.length) written += await conn.write(bytes.subarray(written));
 }

@@ -105,6 +105,11 @@ export class Forward {
   readonly #poolPending = new Set<string>();
   /** "pod port" pairs #answeredHttp has looked at; emptied when the target's pods change (names come back). */
   readonly #answeredPods = new Set<string>();
+  /**
+   * #endpointNow's answer per remote port for the common question (no pod excluded, no preference): it
+   * only changes with the target, and a keep-alive client asks it for every request.
+   */
+  readonly #pickedEndpoints = new Map<number | string, Endpoint | undefined>();
   #pod?: string;
   #hadPod = false;
   #totalConnections = 0;
@@ -567,6 +572,18 @@ export class Forward {
   }
 
   #endpointNow(remote: number | string, exclude: ReadonlySet<string>, prefer?: string): Endpoint | undefined {
+    const plain = exclude.size === 0 && prefer === undefined;
+    if (plain && this.#pickedEndpoints.has(remote)) return this.#pickedEndpoints.get(remote);
+    const endpoint = this.#pickEndpoint(remote, exclude, prefer);
+    if (plain) this.#pickedEndpoints.set(remote, endpoint);
+    return endpoint;
+  }
+
+  #pickEndpoint(
+    remote: number | string,
+    exclude: ReadonlySet<string>,
+    prefer?: string,
+  ): Endpoint | undefined {
     const service = this.#service();
     const usable = (pod: Pod) => endpointFor(pod, remote, service) !== undefined;
     const pods = this.#target.pods();
@@ -631,10 +648,13 @@ export class Forward {
   /** Re-picks the pod, re-warms, cuts connections to deleted pods, and derives the state. */
   #onTargetChange(): void {
     this.#answeredPods.clear();
+    this.#pickedEndpoints.clear();
     if (this.#abort.signal.aborted || this.#state === "failed") return;
     const first = this.#ports[0];
     const endpoint = first ? this.#endpointNow(first.remote, new Set()) : undefined;
     this.#pod = endpoint?.pod;
+    // picked with the previous pod as the sticky one
+    this.#pickedEndpoints.clear();
     // after the connections waiting for a pod have had their turn: opening sockets costs CPU they need now
     this.#deps.clock.sleep(0, this.#abort.signal).then(() => {
       for (const port of this.#ports) {

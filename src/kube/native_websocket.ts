@@ -244,23 +244,62 @@ async function connectWithCertificate(
   }
 }
 
-/** The header of a client frame with an all-zero mask key (no XOR needed; kf is no browser). */
-export function frameHeader(opcode: number, length: number): Uint8Array {
-  const size = length < 126 ? 2 : length < 65536 ? 4 : 10;
-  const header = new Uint8Array(size + 4);
-  header[0] = 0x80 | opcode;
-  if (length < 126) header[1] = 0x80 | length;
+/** The size of a client frame's header (with its mask key) for a payload of this length. */
+function frameHeaderSize(length: number): number {
+  return (length < 126 ? 2 : length < 65536 ? 4 : 10) + 4;
+}
+
+/** Writes a client frame's header with an all-zero mask key (no XOR needed; kf is no browser) at `at`. */
+function writeFrameHeader(out: Uint8Array, at: number, opcode: number, length: number): number {
+  out[at] = 0x80 | opcode;
+  if (length < 126) out[at + 1] = 0x80 | length;
   else if (length < 65536) {
-    header[1] = 0x80 | 126;
-    header[2] = length >> 8;
-    header[3] = length & 0xff;
+    out[at + 1] = 0x80 | 126;
+    out[at + 2] = length >> 8;
+    out[at + 3] = length & 0xff;
   } else {
-    header[1] = 0x80 | 127;
+    out[at + 1] = 0x80 | 127;
     const high = Math.floor(length / 2 ** 32);
-    new DataView(header.buffer).setUint32(2, high);
-    new DataView(header.buffer).setUint32(6, length >>> 0);
+    out[at + 2] = high >>> 24;
+    out[at + 3] = (high >>> 16) & 0xff;
+    out[at + 4] = (high >>> 8) & 0xff;
+    out[at + 5] = high & 0xff;
+    out[at + 6] = length >>> 24;
+    out[at + 7] = (length >>> 16) & 0xff;
+    out[at + 8] = (length >>> 8) & 0xff;
+    out[at + 9] = length & 0xff;
   }
+  const end = at + frameHeaderSize(length);
+  out.fill(0, end - 4, end); // the mask key
+  return end;
+}
+
+/** The header of a client frame with an all-zero mask key. */
+export function frameHeader(opcode: number, length: number): Uint8Array {
+  const header = new Uint8Array(frameHeaderSize(length));
+  writeFrameHeader(header, 0, opcode, length);
   return header;
+}
+
+/** A message waiting to be written; its frame header is made as it is written. */
+interface Outgoing {
+  opcode: number;
+  parts: readonly Uint8Array[];
+  length: number;
+}
+
+/** Messages as one buffer of frames (a small batch: one copy, no header arrays). */
+function joinFrames(messages: readonly Outgoing[], bytes: number): Uint8Array {
+  const out = new Uint8Array(bytes);
+  let at = 0;
+  for (const message of messages) {
+    at = writeFrameHeader(out, at, message.opcode, message.length);
+    for (const part of message.parts) {
+      out.set(part, at);
+      at += part.length;
+    }
+  }
+  return out;
 }
 
 async function acceptKey(key: string): Promise<string> {
@@ -284,7 +323,8 @@ export class NativeWebSocket extends EventEmitter {
   #resumed?: PromiseWithResolvers<void>;
   /** Messages that arrived while nobody listened; reading stops until they are delivered. */
   #backlog: Uint8Array[] = [];
-  #pending: Uint8Array[] = [];
+  #pending: Outgoing[] = [];
+  /** Wire bytes of #pending, frame headers included. */
   #pendingBytes = 0;
   #callbacks: ((error?: Error) => void)[] = [];
   #flushing = false;
@@ -473,9 +513,8 @@ export class NativeWebSocket extends EventEmitter {
     }
     let length = 0;
     for (const part of parts) length += part.length;
-    const header = frameHeader(opcode, length);
-    this.#pending.push(header, ...parts);
-    this.#pendingBytes += header.length + length;
+    this.#pending.push({ opcode, parts, length });
+    this.#pendingBytes += frameHeaderSize(length) + length;
     if (callback) this.#callbacks.push(callback);
     if (!this.#flushing) {
       // frames sent in the same tick leave in one write (one TLS record, one segment)
@@ -488,14 +527,16 @@ export class NativeWebSocket extends EventEmitter {
     let callbacks: ((error?: Error) => void)[] = [];
     try {
       while (this.#pending.length) {
-        const chunks = this.#pending;
+        const messages = this.#pending;
         const bytes = this.#pendingBytes;
         callbacks = this.#callbacks;
         this.#pending = [];
         this.#pendingBytes = 0;
         this.#callbacks = [];
-        if (bytes <= JOIN_LIMIT) await this.#write(concatBytes(chunks));
-        else await this.#writeJoiningSmall(chunks);
+        if (bytes <= JOIN_LIMIT) await this.#write(joinFrames(messages, bytes));
+        else {await this.#writeJoiningSmall(
+            messages.flatMap((m) => [frameHeader(m.opcode, m.length), ...m.parts]),
+          );}
         const done = callbacks;
         callbacks = [];
         for (const callback of done) callback();
