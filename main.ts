@@ -1,116 +1,53 @@
-/** kf: Kubernetes port-forwarding that follows pods through restarts. Entry point: parses argv, sets the exit code. */
+/**
+ * kf: Kubernetes port-forwarding that follows pods through restarts. Entry point: runs the command tree of
+ * src/cli/program.ts and exits with its code.
+ *
+ * `kf --version` and a plain `kf ps` (run from prompts, scripts and `watch`) are answered here without
+ * loading that tree: commander imports Node's fs and child_process, whose compatibility modules cost Deno
+ * ~45 ms to load (measured: `import "node:fs"` alone takes a Deno program from ~25 to ~70 ms). Anything
+ * else, including every variant these fast paths do not recognise, goes through commander unchanged.
+ */
 
-import process from "node:process";
-import { Command, CommanderError, type CommandUnknownOpts } from "@commander-js/extra-typings";
+import { VERSION } from "./src/cli/version_number.ts";
+import { defaultIO } from "./src/cli/io.ts";
+import { renderOnce } from "./src/cli/ps_listing.ts";
+import { resolveStateDir } from "./src/state/state_dir.ts";
 import { formatError, KfError } from "./src/errors.ts";
-import { type CommandIO, defaultIO, psCommand } from "./src/cli/ps.ts";
-import { stopCommand } from "./src/cli/stop.ts";
-import { forwardCommand } from "./src/cli/forward.ts";
-import { VERSION, versionCommand } from "./src/cli/version.ts";
-import { execCommand } from "./src/cli/exec.ts";
-import { ExitWith } from "./src/cli/exit.ts";
-import { completeCommand, completionCommand } from "./src/cli/completion.ts";
-import { importCommand } from "./src/cli/import.ts";
-import { paragraphs } from "./src/cli/help.ts";
 
-export { VERSION };
-
-/** A detached session writes to its log file instead of a terminal. */
-function processIO(): CommandIO {
-  const logFile = Deno.env.get("KF_LOG_FILE");
-  if (!logFile) return defaultIO;
-  const file = Deno.openSync(logFile, { append: true, create: true, mode: 0o600 });
-  const write = (text: string) => {
-    const bytes = new TextEncoder().encode(text);
-    let written = 0;
-    while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
-  };
-  return { out: write, err: write };
+/** The output format of a `kf ps` these paths answer, or undefined for commander to parse it. */
+function plainPsFormat(args: readonly string[]): "table" | "json" | undefined {
+  if (args[0] !== "ps") return undefined;
+  const rest = args.slice(1);
+  let format: string | undefined = "table";
+  if (rest.length === 2 && (rest[0] === "-o" || rest[0] === "--output")) format = rest[1];
+  else if (rest.length === 1 && rest[0].startsWith("--output=")) format = rest[0].slice("--output=".length);
+  else if (rest.length === 1 && rest[0].startsWith("-o") && rest[0].length > 2) format = rest[0].slice(2);
+  else if (rest.length !== 0) format = undefined;
+  return format === "table" || format === "json" ? format : undefined;
 }
 
-/**
- * Help is wrapped by commander at the terminal's width (descriptions are written as plain paragraphs for
- * that); without a terminal at $COLUMNS, else 80. kf writes no colours, so NO_COLOR needs nothing more.
- */
-function helpWidth(file: { isTerminal(): boolean }): number {
-  try {
-    const columns = file.isTerminal() ? Deno.consoleSize().columns : 0;
-    if (columns > 0) return columns;
-  } catch {
-    // no console size (e.g. a pseudo-terminal without one): fall through
+/** Answers the commands described above; undefined when commander has to. */
+async function quickCommand(args: readonly string[]): Promise<number | undefined> {
+  // a detached session writes to a log file: only program.ts knows how
+  if (Deno.env.get("KF_LOG_FILE")) return undefined;
+  if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
+    defaultIO.out(`${VERSION}\n`);
+    return 0;
   }
-  const columns = Number(Deno.env.get("COLUMNS"));
-  return Number.isInteger(columns) && columns > 20 ? columns : 80;
-}
-
-const outputConfiguration = (io: CommandIO) => ({
-  writeOut: io.out,
-  writeErr: io.err,
-  getOutHelpWidth: () => helpWidth(Deno.stdout),
-  getErrHelpWidth: () => helpWidth(Deno.stderr),
-  getOutHasColors: () => false,
-  getErrHasColors: () => false,
-});
-
-/**
- * Every command writes through io, wraps at the terminal width and exits through main() (exitOverride).
- * Subcommands are listed by name only, so their summaries get the width to wrap in.
- */
-function configureTree(command: CommandUnknownOpts, io: CommandIO): void {
-  command.configureOutput(outputConfiguration(io)).exitOverride().configureHelp({
-    subcommandTerm: (sub) => [sub.name(), ...sub.aliases()].join("|"),
-  });
-  for (const sub of command.commands) configureTree(sub, io);
-}
-
-export function buildProgram(io: CommandIO): Command {
-  // the kubectl plugin launcher (kubectl-kf) sets "kubectl kf", so usage lines show what the user typed
-  const program = new Command(Deno.env.get("KF_PROGRAM_NAME") || "kf")
-    .description(
-      paragraphs(
-        "Kubernetes port-forwarding that survives pod restarts, rollouts, sleep and VPN drops.",
-        "Exit codes: 0 success, 1 runtime failure (no forward could start, stop failed), 2 usage or config error.",
-      ),
-    )
-    .version(VERSION)
-    .showHelpAfterError("(run with --help for usage)");
-  const commands = [
-    forwardCommand(io),
-    execCommand(io),
-    psCommand(io),
-    stopCommand(io),
-    importCommand(io),
-    versionCommand(io),
-    completionCommand(io, () => program as never),
-  ];
-  for (const command of commands) program.addCommand(command as never);
-  program.addCommand(completeCommand(io, () => program as never) as never, { hidden: true });
-  configureTree(program as never, io);
-  return program;
-}
-
-export async function main(args: string[]): Promise<number> {
-  const io = processIO();
+  const format = plainPsFormat(args);
+  if (!format) return undefined;
   try {
-    await buildProgram(io).parseAsync(args, { from: "user" });
+    defaultIO.out(await renderOnce(resolveStateDir(), format, defaultIO));
     return 0;
   } catch (error) {
-    // `kf ... | head` closing the pipe early is normal, not an error
     if (error instanceof Deno.errors.BrokenPipe) return 0;
-    // the command already reported what happened (kf exec: the exit code of the command it ran)
-    if (error instanceof ExitWith) return error.code;
-    if (error instanceof CommanderError) {
-      // help and version end with code 0; usage mistakes with 2 (commander already printed them)
-      return error.exitCode === 0 ? 0 : 2;
-    }
-    io.err(`kf: ${formatError(error)}\n`);
+    defaultIO.err(`kf: ${formatError(error)}\n`);
     return error instanceof KfError ? error.exitCode : 1;
   }
 }
 
 if (import.meta.main) {
-  // client-node's dependencies use node's deprecated punycode; the warning means nothing to kf's users
-  process.noDeprecation = true;
-  const code = await main(Deno.args);
+  const code = await quickCommand(Deno.args) ??
+    await (await import("./src/cli/program.ts")).main(Deno.args);
   Deno.exit(code);
 }

@@ -15,7 +15,7 @@ function readOr(path: string, fallback = ""): string {
 }
 
 async function kfVersion(): Promise<string> {
-  const main = readOr(`${REPO}/src/cli/version.ts`);
+  const main = readOr(`${REPO}/src/cli/version_number.ts`);
   const version = main.match(/VERSION = "([^"]+)"/)?.[1] ?? "?";
   const head = await run("git", ["-C", REPO, "rev-parse", "--short", "HEAD"]).catch(() => undefined);
   const dirty = await run("git", ["-C", REPO, "status", "--porcelain", "--", "src", "main.ts"]).catch(() =>

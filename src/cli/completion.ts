@@ -7,7 +7,7 @@
 
 import { Command, type CommandUnknownOpts } from "@commander-js/extra-typings";
 import { UsageError } from "../errors.ts";
-import type { CommandIO } from "./ps.ts";
+import type { CommandIO } from "./io.ts";
 import { examples, paragraphs } from "./help.ts";
 
 export const SHELLS = ["bash", "zsh", "fish"] as const;

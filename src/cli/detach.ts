@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { KfError } from "../errors.ts";
 import type { ForwardStatus } from "../forward/status.ts";
 import { ensureStateDir, resolveStateDir } from "../state/mod.ts";
-import type { CommandIO } from "./ps.ts";
+import type { CommandIO } from "./io.ts";
 import { DETACH_REPORT_ENV } from "./forward_session.ts";
 import { hostPort } from "./forward_output.ts";
 

@@ -2,7 +2,7 @@
 
 import { Command, Option } from "@commander-js/extra-typings";
 import { UsageError } from "../errors.ts";
-import { type CommandIO, defaultIO } from "./ps.ts";
+import { type CommandIO, defaultIO } from "./io.ts";
 import { examples, paragraphs } from "./help.ts";
 import { addForwardOptions, type ForwardTargetOptions } from "./forward_options.ts";
 

@@ -10,7 +10,7 @@ import { ForwardSession } from "../forward/session.ts";
 import type { ForwardStatus } from "../forward/status.ts";
 import { SharedWatches } from "../watch/mod.ts";
 import { resolveStateDir, SessionRecorder } from "../state/mod.ts";
-import type { CommandIO } from "./ps.ts";
+import type { CommandIO } from "./io.ts";
 import { dotenv, forwardEnv } from "./exec_env.ts";
 import { ExitWith } from "./exit.ts";
 import { formatForwardLine, formatRequestLine } from "./forward_output.ts";

@@ -7,7 +7,7 @@ import type { ForwardSpec } from "../config/mod.ts";
 import { isLoopback } from "../config/settings.ts";
 import { parseDuration } from "../config/duration.ts";
 import { UsageError } from "../errors.ts";
-import { type CommandIO, defaultIO } from "./ps.ts";
+import { type CommandIO, defaultIO } from "./io.ts";
 import { examples, paragraphs } from "./help.ts";
 import { addForwardOptions, type ForwardTargetOptions } from "./forward_options.ts";
 

@@ -8,7 +8,7 @@ import { KubeClientPool } from "../kube/client_pool.ts";
 import { ForwardSession } from "../forward/session.ts";
 import { SharedWatches } from "../watch/mod.ts";
 import { resolveStateDir, SessionRecorder } from "../state/mod.ts";
-import type { CommandIO } from "./ps.ts";
+import type { CommandIO } from "./io.ts";
 import {
   formatEventJson,
   formatForwardLine,

@@ -2,7 +2,7 @@
 
 import { Command } from "@commander-js/extra-typings";
 import { KfError, UsageError } from "../errors.ts";
-import type { CommandIO } from "./ps.ts";
+import type { CommandIO } from "./io.ts";
 import { examples, paragraphs } from "./help.ts";
 
 /** How long one Service lookup may take before the entry keeps its port unchecked. */

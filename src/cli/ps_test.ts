@@ -3,7 +3,10 @@ import { UsageError } from "../errors.ts";
 import { StateDirError } from "../state/errors.ts";
 import { writeSessionRecord } from "../state/session_file.ts";
 import { forward, killQuietly, recordFor, spawn, tempStateDir } from "../state/testdata/helpers.ts";
-import { type CommandIO, formatAge, formatBytes, psCommand, renderSessionsTable } from "./ps.ts";
+import { formatAge, formatBytes } from "./format.ts";
+import type { CommandIO } from "./io.ts";
+import { psCommand } from "./ps.ts";
+import { renderSessionsTable } from "./ps_listing.ts";
 
 function capture(signal?: AbortSignal): CommandIO & { stdout: string; stderr: string } {
   const io = {

@@ -4,7 +4,7 @@ import { Command, Option } from "@commander-js/extra-typings";
 import { KfError, UsageError } from "../errors.ts";
 import { checkStateDir, resolveStateDir } from "../state/state_dir.ts";
 import { type StopOutcome, stopSessions } from "../state/sessions.ts";
-import { type CommandIO, defaultIO } from "./ps.ts";
+import { type CommandIO, defaultIO } from "./io.ts";
 import { paragraphs } from "./help.ts";
 
 export function stopCommand(io: CommandIO = defaultIO) {

@@ -4,7 +4,7 @@ import { SessionNotFoundError } from "../state/errors.ts";
 import { isAlive, processArgv } from "../state/process_identity.ts";
 import { writeSessionRecord } from "../state/session_file.ts";
 import { forward, killQuietly, recordFor, spawn, tempStateDir, waitFor } from "../state/testdata/helpers.ts";
-import type { CommandIO } from "./ps.ts";
+import type { CommandIO } from "./io.ts";
 import { stopCommand } from "./stop.ts";
 
 function capture(): CommandIO & { stdout: string; stderr: string } {

@@ -4,9 +4,11 @@ import { Command } from "@commander-js/extra-typings";
 import { fileURLToPath } from "node:url";
 import { dirname } from "node:path";
 import { UsageError } from "../errors.ts";
-import type { CommandIO } from "./ps.ts";
+import type { CommandIO } from "./io.ts";
 
-export const VERSION = "0.1.0";
+import { VERSION } from "./version_number.ts";
+
+export { VERSION };
 
 /**
  * Replaced by scripts/bundle.ts in the shipped bundle (and so in compiled binaries). From a checkout it is
