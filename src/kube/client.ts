@@ -9,7 +9,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 import { Credentials, loadKubeconfig } from "./kubeconfig.ts";
-import WebSocket from "ws";
+import type WebSocket from "ws";
 import type { Socket } from "node:net";
 import { connectApiServer, type GatedSocket } from "./conn_socket.ts";
 import {
@@ -117,6 +117,12 @@ export class KubeClient {
     );
   }
 
+  /** An API error for a refused request; a 401 also makes the credentials fetch again next time. */
+  #refused(status: number, body: string, purpose?: RequestPurpose): ApiError {
+    if (status === 401) this.#credentials.rejected();
+    return apiErrorFrom(status, body, purpose);
+  }
+
   /** Request options with fresh credentials (exec plugins and token files refresh here). */
   async httpsOptions(): Promise<https.RequestOptions> {
     const options: https.RequestOptions = {};
@@ -214,7 +220,7 @@ export class KubeClient {
       } catch (error) {
         if (options.signal?.aborted) throw options.signal.reason;
         if (error instanceof UpgradeRefusedError) {
-          throw apiErrorFrom(error.status, error.body, options.purpose);
+          throw this.#refused(error.status, error.body, options.purpose);
         }
         // a certificate native TLS cannot carry goes over node:tls below
         if (!(error instanceof NativeTlsUnavailableError)) throw this.#networkError(error);
@@ -231,7 +237,9 @@ export class KubeClient {
     const untokened = options.protocols.some((p) => !SUBPROTOCOL_TOKEN.test(p));
     const headers = { ...tls.headers as Record<string, string> | undefined };
     if (untokened) headers["Sec-WebSocket-Protocol"] = options.protocols.join(", ");
-    const socket = new WebSocket(url, untokened ? [] : options.protocols, {
+    // ws only for this fallback: loading it (and its Node imports) costs every forward ~3 MB otherwise
+    const { default: NodeWebSocket } = await import("ws");
+    const socket = new NodeWebSocket(url, untokened ? [] : options.protocols, {
       createConnection: () => {
         const connection = connectApiServer(url, tls);
         raw = connection.raw;
@@ -295,7 +303,7 @@ export class KubeClient {
       const onUnexpected = (_request: http.ClientRequest, response: http.IncomingMessage) => {
         cleanup();
         readBody(response).then(
-          (body) => reject(apiErrorFrom(response.statusCode ?? 0, body, options.purpose)),
+          (body) => reject(this.#refused(response.statusCode ?? 0, body, options.purpose)),
           (error) => reject(this.#networkError(error)),
         );
         socket.terminate();
@@ -381,7 +389,7 @@ export class KubeClient {
       request.once("response", (response: http.IncomingMessage) => {
         settled();
         readBody(response).then(
-          (body) => reject(apiErrorFrom(response.statusCode ?? 0, body, options.purpose)),
+          (body) => reject(this.#refused(response.statusCode ?? 0, body, options.purpose)),
           (error) => reject(this.#networkError(error)),
         ).finally(() => request.destroy());
       });
@@ -423,7 +431,7 @@ export class KubeClient {
     });
     const status = response.statusCode ?? 0;
     if (status < 200 || status >= 300) {
-      throw apiErrorFrom(status, await readBody(response), options.purpose);
+      throw this.#refused(status, await readBody(response), options.purpose);
     }
     return response;
   }

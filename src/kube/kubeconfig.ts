@@ -19,8 +19,8 @@ import {
   newUsers,
   type User,
 } from "@kubernetes/client-node/dist/config_types.js";
-import { ExecAuth } from "@kubernetes/client-node/dist/exec_auth.js";
-import { FileAuth } from "@kubernetes/client-node/dist/file_auth.js";
+import type { FileAuth } from "@kubernetes/client-node/dist/file_auth.js";
+import { type ExecConfig, ExecCredentialPlugin } from "./exec_credential.ts";
 import { KubeconfigError } from "./errors.ts";
 
 export interface Kubeconfig {
@@ -88,13 +88,20 @@ function absolute(root: string, file: string | undefined): string | undefined {
 export class Credentials {
   readonly #cluster: Cluster;
   readonly #user?: User;
-  readonly #exec = new ExecAuth();
-  readonly #fileAuth = new FileAuth();
+  #exec?: ExecCredentialPlugin;
+  // client-node's authenticators are loaded for the users that need them (each module and its Node
+  // imports cost an idle forward memory); once made, each keeps its token cache
+  #fileAuth?: Promise<FileAuth>;
   #legacy?: Promise<(options: https.RequestOptions) => Promise<void>>;
 
   constructor(_kubeconfig: Kubeconfig, _contextName: string, cluster: Cluster, user?: User) {
     this.#cluster = cluster;
     this.#user = user;
+  }
+
+  /** The API server answered 401: credentials that can be fetched again (exec plugins) are, next time. */
+  rejected(): void {
+    this.#exec?.invalidate();
   }
 
   async apply(options: https.RequestOptions): Promise<void> {
@@ -113,9 +120,21 @@ export class Credentials {
     if (user.impersonateUser) headers["Impersonate-User"] = user.impersonateUser;
     if (user.username && user.password) options.auth = `${user.username}:${user.password}`;
     if (user.exec) {
-      await this.#exec.applyAuthentication(user, options);
-    } else if (this.#fileAuth.isAuthProvider(user)) {
-      await this.#fileAuth.applyAuthentication(user, options);
+      this.#exec ??= new ExecCredentialPlugin(user.name, user.exec as ExecConfig, {
+        server: cluster.server,
+        "certificate-authority-data": cluster.caData,
+        "insecure-skip-tls-verify": cluster.skipTLSVerify || undefined,
+        "tls-server-name": cluster.tlsServerName,
+      });
+      const credential = await this.#exec.credential();
+      if (credential.clientCertificateData && credential.clientKeyData) {
+        options.cert = credential.clientCertificateData;
+        options.key = credential.clientKeyData;
+      }
+      if (credential.token) headers.Authorization = `Bearer ${credential.token}`;
+    } else if (user.authProvider?.config?.tokenFile) { // what FileAuth.isAuthProvider() asks
+      this.#fileAuth ??= import("@kubernetes/client-node/dist/file_auth.js").then((m) => new m.FileAuth());
+      await (await this.#fileAuth).applyAuthentication(user, options);
     } else if (user.authProvider) {
       this.#legacy ??= legacyAuth(user);
       await (await this.#legacy)(options);
