@@ -78,6 +78,8 @@ interface PortRuntime {
   kept: KeptUpstreams;
   /** Has carried an HTTP connection: its connections may go on auto's SPDY pool. */
   http: boolean;
+  /** The pod of the last HTTP answer #answeredHttp looked at since the target changed (most are alike). */
+  answeredPod?: string;
 }
 
 /** Runs one forward until its signal aborts; failures stay inside it (the others keep running). */
@@ -439,10 +441,14 @@ export class Forward {
           keep: (upstream) => port.kept.keep(upstream),
           choose: (exclude) => this.#choose(port.remote, exclude),
           onPodFailed,
-          onRequest: (request) => {
-            this.#onRequest(request);
-            this.#answeredHttp(port, request.pod);
+          onAnswered: (status, pod) => {
+            this.#requests++;
+            if (status >= 500) this.#serverErrors++;
+            this.#answeredHttp(port, pod);
           },
+          onRequest: this.spec.logRequests
+            ? (request) => this.#emit({ type: "request", forward: this.spec.name, request })
+            : undefined,
         });
       }
     }
@@ -477,7 +483,8 @@ export class Forward {
   #answeredHttp(port: PortRuntime, podName: string | undefined): void {
     const pool = this.#httpPool;
     // every HTTP answer lands here: a pod already handled since the target last changed costs no lookup
-    if (!pool || podName === undefined) return;
+    if (!pool || podName === undefined || podName === port.answeredPod) return;
+    port.answeredPod = podName;
     const seen = `${podName} ${port.remote}`;
     if (this.#answeredPods.has(seen)) return;
     this.#answeredPods.add(seen);
@@ -489,12 +496,6 @@ export class Forward {
       this.#poolPending.delete(endpoint.uid);
       if (this.#isReady(endpoint.pod)) pool.served(endpoint);
     }, () => {});
-  }
-
-  #onRequest(request: RequestLogEntry): void {
-    this.#requests++;
-    if (request.status >= 500) this.#serverErrors++;
-    if (this.spec.logRequests) this.#emit({ type: "request", forward: this.spec.name, request });
   }
 
   /** An upstream for a new connection: the prewarmed socket when it fits, else a new one; waits (bounded) for a pod. */
@@ -648,6 +649,7 @@ export class Forward {
   /** Re-picks the pod, re-warms, cuts connections to deleted pods, and derives the state. */
   #onTargetChange(): void {
     this.#answeredPods.clear();
+    for (const port of this.#ports) port.answeredPod = undefined;
     this.#pickedEndpoints.clear();
     if (this.#abort.signal.aborted || this.#state === "failed") return;
     const first = this.#ports[0];

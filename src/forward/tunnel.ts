@@ -157,6 +157,8 @@ export class Tunnel {
   /** clock.now() of the last bytes written to the pod. */
   #lastUploadAt: number;
   #readChunk = MIN_READ_CHUNK;
+  /** The last read's buffer when nothing of it was kept (its bytes were copied out): read into again. */
+  #spareBuffer?: Uint8Array;
   /** Bytes the client sent in all. */
   #clientBytes = 0;
   pod?: string;
@@ -367,11 +369,16 @@ export class Tunnel {
 
   /** The next bytes from the client; undefined at EOF. */
   async #readChunkFromClient(): Promise<Uint8Array | undefined> {
-    const buffer = new Uint8Array(this.#readChunk);
+    // a new typed array costs an allocation and its zeroing: a small read's buffer is read into again
+    let buffer = this.#spareBuffer;
+    this.#spareBuffer = undefined;
+    if (buffer?.length !== this.#readChunk) buffer = new Uint8Array(this.#readChunk);
     const n = await this.#options.local.read(buffer);
     if (n === null) return undefined;
     this.#readChunk = n === this.#readChunk ? Math.min(n * 2, MAX_READ_CHUNK) : Math.max(MIN_READ_CHUNK, n);
-    return n < SMALL_READ ? buffer.slice(0, n) : buffer.subarray(0, n);
+    if (n >= SMALL_READ) return buffer.subarray(0, n); // kept as it is (replay, the pod stream's queue)
+    this.#spareBuffer = buffer;
+    return buffer.slice(0, n);
   }
 
   #write(phase: Phase & { kind: "carrying" }, chunk: Uint8Array): void {

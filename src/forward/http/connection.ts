@@ -97,6 +97,9 @@ export interface HttpConnectionOptions {
    */
   keep?(upstream: Upstream): void;
   onPodFailed?(pod: string, error: Error): void;
+  /** Every answered request (status 0: none reached the client), for the forward's counters. */
+  onAnswered?(status: number, pod: string | undefined): void;
+  /** Every finished request, for the request log; unset when nobody logs (an entry costs a path parse). */
   onRequest?(entry: RequestLogEntry): void;
 }
 
@@ -680,7 +683,9 @@ export class HttpConnection {
   }
 
   #log(exchange: Exchange): void {
-    this.#options.onRequest?.({
+    this.#options.onAnswered?.(exchange.status ?? 0, exchange.pod);
+    if (!this.#options.onRequest) return;
+    this.#options.onRequest({
       method: exchange.head.method,
       path: pathOf(exchange.head.target),
       status: exchange.status ?? 0,
