@@ -10,14 +10,15 @@ import { PathTimeoutError, podErrorFromText } from "../errors.ts";
 import { KERNEL_DEAD_PATH_MS } from "../../kube/socket_options.ts";
 import { NativeWebSocket } from "../../kube/native_websocket.ts";
 import type { PodReceiver, PodStream } from "../pod_stream.ts";
-import { DATA_CHANNEL, PortForwardDecoder } from "./v4_frames.ts";
+import { DATA_CHANNEL, encodeData, PortForwardDecoder } from "./v4_frames.ts";
 
 /** ws readyState values (the native-TLS WebSocket uses the same). */
 const OPEN = 1;
 const CLOSED = 3;
-/** A data frame without payload: traffic for idle timers on the way, nothing for the pod. */
-const KEEPALIVE_FRAME = new Uint8Array([DATA_CHANNEL]);
-/** The channel byte in front of every payload to the pod (never written to). */
+/**
+ * The data channel byte alone: in front of every payload sent as parts, and on its own a data frame without
+ * payload (traffic for idle timers on the way, nothing for the pod). Never written to.
+ */
 const DATA_PREFIX = new Uint8Array([DATA_CHANNEL]);
 /** Pod bytes held while nobody receives them, past which the socket is no longer read. */
 const HELD_HIGH_WATER = 1 << 20;
@@ -92,10 +93,7 @@ export class WebSocketPodStream implements PodStream {
     if (!this.open) return sent?.();
     // the native WebSocket sends the channel byte beside the payload: no copy of a large upload chunk
     if (this.#ws instanceof NativeWebSocket) return this.#ws.sendParts([DATA_PREFIX, chunk], () => sent?.());
-    const frame = new Uint8Array(chunk.length + 1);
-    frame[0] = DATA_CHANNEL;
-    frame.set(chunk, 1);
-    this.#ws.send(frame, () => sent?.());
+    this.#ws.send(encodeData(chunk), () => sent?.());
   }
 
   /** v4 has no half-close: the kubelet never learns that the client stopped sending. */
@@ -105,7 +103,7 @@ export class WebSocketPodStream implements PodStream {
 
   keepAlive(): void {
     // the channel byte alone: the kubelet resets its idle timer and writes zero bytes to the pod
-    if (this.open) this.#ws.send(KEEPALIVE_FRAME);
+    if (this.open) this.#ws.send(DATA_PREFIX);
   }
 
   ping(): Promise<void> {
