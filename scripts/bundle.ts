@@ -13,6 +13,7 @@
 
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
+import { KF_V8_FLAGS } from "../src/runtime/v8_flags.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const STAMP = "@@KF_BUILD_COMMIT@@";
@@ -93,7 +94,7 @@ if (values.compile) {
         "-A",
         "--no-config",
         // the same V8 flag as the bin/kf launcher (see there why)
-        "--v8-flags=--max-semi-space-size=1",
+        KF_V8_FLAGS,
         ...(target ? ["--target", target] : []),
         "--output",
         join(out, name),

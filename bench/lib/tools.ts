@@ -6,6 +6,7 @@ import type { Kube } from "./cluster.ts";
 import { REPO } from "./cluster.ts";
 import { Proc, run, sleep } from "./proc.ts";
 import { canConnect } from "./net.ts";
+import { KF_V8_FLAGS } from "../../src/runtime/v8_flags.ts";
 
 export type ToolId = "kf" | "kubectl" | "kftui";
 export const TOOL_IDS: ToolId[] = ["kf", "kubectl", "kftui"];
@@ -63,12 +64,6 @@ export function echoForward(name = "echo"): ForwardDef {
   return { name, target: "svc/echo", ports: [{ local: http, remote: 80 }, { local: echo, remote: 9000 }] };
 }
 
-/**
- * The V8 flags kf ships with (bin/kf and compiled binaries, see scripts/bundle.ts): measured from source,
- * kf runs as users run it.
- */
-const SHIPPED_V8_FLAGS = "--v8-flags=--max-semi-space-size=1";
-
 /** kf's command line: the given binary, or `deno run -A main.ts` with the deno running the bench. */
 export function kfCommand(kfBin?: string): string[] {
   if (kfBin) return [kfBin];
@@ -76,7 +71,7 @@ export function kfCommand(kfBin?: string): string[] {
     Deno.execPath(),
     "run",
     "-A",
-    SHIPPED_V8_FLAGS,
+    KF_V8_FLAGS,
     "--config",
     join(REPO, "deno.json"),
     join(REPO, "main.ts"),

@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { existsSync } from "node:fs";
 import { KfError } from "../errors.ts";
+import { KF_V8_FLAGS } from "../runtime/v8_flags.ts";
 import type { ForwardStatus } from "../forward/status.ts";
 import { ensureStateDir, resolveStateDir } from "../state/mod.ts";
 import type { CommandIO } from "./io.ts";
@@ -28,7 +29,7 @@ export function selfCommand(): string[] {
   const main = Deno.mainModule.startsWith("file:") ? fileURLToPath(Deno.mainModule) : Deno.mainModule;
   const config = join(dirname(main), "deno.json");
   const configArgs = existsSync(config) ? ["--config", config] : ["--no-config"];
-  return [Deno.execPath(), "run", "-A", ...configArgs, main];
+  return [Deno.execPath(), "run", "-A", ...configArgs, KF_V8_FLAGS, main];
 }
 
 export async function runDetached(
