@@ -216,7 +216,11 @@ export async function artifact(ctx: Ctx): Promise<Omit<ScenarioResult, "seconds"
       `wall times depend on the machine's load (1-minute load average at the end: ${
         Deno.loadavg()[0].toFixed(1)
       } on ${navigator.hardwareConcurrency} CPUs); the CPU times less so`,
-      "RSS counts the pages of the Deno executable a process touched (shared between all kf processes)",
+      "RSS counts the pages of the Deno executable a process touched (shared between all kf processes); 1 s " +
+      "after its forwards settle, kf drops the clean ones from its page tables (src/runtime/code_pages.ts), " +
+      "so RssFile holds what the idle forward still runs (the floor programs keep theirs); pages come back by " +
+      "minor faults as they are used: right after 2000 keep-alive requests one forward held ~62 MiB, and is " +
+      "trimmed again after a minute without connections",
       "V8's memory reducer first runs about 30 s after start: a forward idle for a minute holds ~3 MiB less " +
       "private memory than at ready + 3 s",
     ],

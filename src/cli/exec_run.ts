@@ -10,6 +10,8 @@ import { ForwardSession } from "../forward/session.ts";
 import type { ForwardStatus } from "../forward/status.ts";
 import { SharedWatches } from "../watch/mod.ts";
 import { resolveStateDir, SessionRecorder } from "../state/mod.ts";
+import { trimCodePages } from "../runtime/code_pages.ts";
+import { connections } from "./forward_session.ts";
 import type { CommandIO } from "./io.ts";
 import { dotenv, forwardEnv } from "./exec_env.ts";
 import { ExitWith } from "./exit.ts";
@@ -107,6 +109,11 @@ export async function runExec(specs: ForwardSpec[], argv: string[], options: Run
       io.err(`kf: warning: session not recorded (kf ps/stop will not see it): ${(error as Error).message}\n`);
     }
     await allReady(session, readyTimeoutMs, early.signal);
+    trimCodePages({
+      settled: Promise.resolve(),
+      done: session.done,
+      connections: () => connections(session),
+    });
 
     const env = forwardEnv(session.statuses());
     if (options.envFile) {
