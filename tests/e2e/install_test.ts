@@ -97,21 +97,26 @@ Deno.test({
 
       // and kubectl kf forward runs a session that kf ps lists and kubectl kf stop ends
       const detached = await run("kubectl", ["kf", "forward", "svc/echo", "0:80", "--detach"], inTmp);
-      assert.equal(detached.code, 0, detached.stderr);
-      const id = detached.stdout.match(/^session (\w+) /m)?.[1];
-      assert.ok(id, detached.stdout);
-      const listed = await run("kf", ["ps", "-o", "json"], inTmp);
-      const sessions = JSON.parse(listed.stdout).sessions as { id: string; pid: number }[];
-      assert.deepEqual(sessions.map((s) => s.id), [id]);
-      if (Deno.build.os === "linux") {
-        // the issue's goal for one idle forward: <= 60 MB RSS (kf trims its code pages 1 s after settling)
-        await new Promise((resolve) => setTimeout(resolve, 4_000));
-        const status = await Deno.readTextFile(`/proc/${sessions[0].pid}/status`);
-        const rssMib = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]) / 1024;
-        assert.ok(rssMib <= 60, `idle forward RSS ${rssMib.toFixed(1)} MiB > 60 MiB:\n${status}`);
+      try {
+        assert.equal(detached.code, 0, detached.stderr);
+        const id = detached.stdout.match(/^session (\w+) /m)?.[1];
+        assert.ok(id, detached.stdout);
+        const listed = await run("kf", ["ps", "-o", "json"], inTmp);
+        const sessions = JSON.parse(listed.stdout).sessions as { id: string; pid: number }[];
+        assert.deepEqual(sessions.map((s) => s.id), [id]);
+        if (Deno.build.os === "linux") {
+          // the issue's goal for one idle forward: <= 60 MB RSS (kf trims its code pages 1 s after settling)
+          await new Promise((resolve) => setTimeout(resolve, 4_000));
+          const status = await Deno.readTextFile(`/proc/${sessions[0].pid}/status`);
+          const rssMib = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]) / 1024;
+          assert.ok(rssMib <= 60, `idle forward RSS ${rssMib.toFixed(1)} MiB > 60 MiB:\n${status}`);
+        }
+        const stopped = await run("kubectl", ["kf", "stop", id], inTmp);
+        assert.equal(stopped.code, 0, stopped.stderr);
+      } finally {
+        // a failed assertion must not leave the session running after the test
+        await run("kf", ["stop", "--all"], inTmp);
       }
-      const stopped = await run("kubectl", ["kf", "stop", id], inTmp);
-      assert.equal(stopped.code, 0, stopped.stderr);
     } finally {
       await Deno.remove(root, { recursive: true });
     }
