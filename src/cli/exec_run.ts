@@ -11,7 +11,6 @@ import type { ForwardStatus } from "../forward/status.ts";
 import { SharedWatches } from "../watch/mod.ts";
 import { resolveStateDir, SessionRecorder } from "../state/mod.ts";
 import { trimCodePages } from "../runtime/code_pages.ts";
-import { connections } from "./forward_session.ts";
 import type { CommandIO } from "./io.ts";
 import { dotenv, forwardEnv } from "./exec_env.ts";
 import { ExitWith } from "./exit.ts";
@@ -112,7 +111,7 @@ export async function runExec(specs: ForwardSpec[], argv: string[], options: Run
     trimCodePages({
       settled: Promise.resolve(),
       done: session.done,
-      connections: () => connections(session),
+      connections: () => session.connections(),
     });
 
     const env = forwardEnv(session.statuses());

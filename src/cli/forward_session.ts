@@ -96,7 +96,7 @@ export async function runSession(specs: ForwardSpec[], options: RunSessionOption
     // a second Ctrl-C means "now": open connections do not get the rest of their grace period
     if (signalled) return session.abort();
     signalled = true;
-    const open = session.statuses().reduce((sum, s) => sum + s.openConnections, 0);
+    const { open } = session.connections();
     if (open > 0 && options.output === "text") {
       io.err(
         `stopping: ${open} open connection(s) get ${options.graceMs} ms to finish; Ctrl-C again to cut them\n`,
@@ -146,7 +146,7 @@ export async function runSession(specs: ForwardSpec[], options: RunSessionOption
     trimCodePages({
       settled: settled(session, DETACH_SETTLE_TIMEOUT_MS),
       done: session.done,
-      connections: () => connections(session),
+      connections: () => session.connections(),
     });
     redraw = table
       ? setInterval(
@@ -164,15 +164,6 @@ export async function runSession(specs: ForwardSpec[], options: RunSessionOption
   }
   // node:https keep-alive sockets and ws timers must not keep the process alive after a clean stop
   process.exitCode = 0;
-}
-
-/** Connections open now and accepted so far, over the session's forwards. */
-export function connections(session: ForwardSession): { open: number; total: number } {
-  const statuses = session.statuses();
-  return {
-    open: statuses.reduce((sum, s) => sum + s.openConnections, 0),
-    total: statuses.reduce((sum, s) => sum + s.totalConnections, 0),
-  };
 }
 
 /** Resolves once no forward is "starting" (each is ready, waiting for a pod, degraded...), or after timeoutMs. */

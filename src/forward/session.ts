@@ -171,6 +171,18 @@ export class ForwardSession {
     ];
   }
 
+  /** Connections open now and accepted so far, over all forwards (failed ones have none). */
+  connections(): { open: number; total: number } {
+    let open = 0;
+    let total = 0;
+    for (const forward of this.forwards) {
+      const status = forward.status();
+      open += status.openConnections;
+      total += status.totalConnections;
+    }
+    return { open, total };
+  }
+
   /** Stops one forward by name; the session ends when none is left running. */
   async stopForward(name: string, graceMs?: number): Promise<{ ok: boolean; error?: string }> {
     const forward = this.forwards.find((f) => f.spec.name === name);

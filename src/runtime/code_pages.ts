@@ -18,6 +18,7 @@
 
 /** madvise(2) advice on Linux: drop the range from this process's page tables. */
 const MADV_DONTNEED = 4;
+const SYMBOLS = { madvise: { parameters: ["usize", "usize", "i32"], result: "i32" } } as const;
 
 /** One mapping of /proc/self/smaps that madvise may drop. */
 export interface CleanMapping {
@@ -77,14 +78,14 @@ export interface ReleasedPages {
  */
 export function releaseCodePages(): ReleasedPages | undefined {
   if (Deno.build.os !== "linux") return undefined;
-  let libc: Deno.DynamicLibrary<{ madvise: { parameters: ["usize", "usize", "i32"]; result: "i32" } }>;
+  let libc: Deno.DynamicLibrary<typeof SYMBOLS>;
   let mappings: CleanMapping[];
   try {
     mappings = cleanExecutableMappings(
       Deno.readTextFileSync("/proc/self/smaps"),
       Deno.realPathSync(Deno.execPath()),
     );
-    libc = Deno.dlopen("libc.so.6", { madvise: { parameters: ["usize", "usize", "i32"], result: "i32" } });
+    libc = Deno.dlopen("libc.so.6", SYMBOLS);
   } catch {
     return undefined;
   }
@@ -124,33 +125,35 @@ export interface TrimCodePagesOptions {
 export function trimCodePages(options: TrimCodePagesOptions): void {
   const { afterStartMs = 1_000, idleMs = 60_000 } = options;
   let over = false;
+  // the first trim's timeout, then the idle check's interval (one timer id pool for both)
   let timer: ReturnType<typeof setTimeout> | undefined;
-  let idleCheck: ReturnType<typeof setInterval> | undefined;
   const stop = () => {
     over = true;
     clearTimeout(timer);
-    clearInterval(idleCheck);
   };
   void options.done.then(stop, stop);
+  const trimWhenIdleAgain = () => {
+    let trimmedAt = options.connections().total;
+    let lastTotal = trimmedAt;
+    return () => {
+      const { open, total } = options.connections();
+      // idle for a whole interval, and connections were served since the last trim
+      if (open === 0 && total === lastTotal && total !== trimmedAt) {
+        releaseCodePages();
+        trimmedAt = total;
+      }
+      lastTotal = total;
+    };
+  };
   void options.settled.then(() => {
     if (over) return;
-    const start = setTimeout(() => {
-      if (over || releaseCodePages() === undefined) return;
-      let trimmedAt = options.connections().total;
-      let lastTotal = trimmedAt;
-      const check = setInterval(() => {
-        const { open, total } = options.connections();
-        // idle for a whole interval, and connections were served since the last trim
-        if (open === 0 && total === lastTotal && total !== trimmedAt) {
-          releaseCodePages();
-          trimmedAt = total;
-        }
-        lastTotal = total;
-      }, idleMs);
+    const first = setTimeout(() => {
+      if (releaseCodePages() === undefined) return; // not possible here: no idle checks either
+      const check = setInterval(trimWhenIdleAgain(), idleMs);
       Deno.unrefTimer(check);
-      idleCheck = check;
+      timer = check;
     }, afterStartMs);
-    Deno.unrefTimer(start);
-    timer = start;
+    Deno.unrefTimer(first);
+    timer = first;
   });
 }
