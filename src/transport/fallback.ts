@@ -14,15 +14,18 @@ export function fallbackDialer(
   onSwitch?: () => void,
 ): PodDialer {
   let current = first;
-  let switched = false;
   const dial = async (...args: Parameters<PodDialer>) => {
+    // dials already under way on the first dialer when it is refused get their refusal too: each of them
+    // moves on (a request that arrived during the switch waits for the next dialer, never fails)
+    const used = current;
     try {
-      return await current(...args);
+      return await used(...args);
     } catch (error) {
-      if (switched || args[1].aborted || !refused(error)) throw error;
-      switched = true;
-      current = next();
-      onSwitch?.();
+      if (used !== first || args[1].aborted || !refused(error)) throw error;
+      if (current === first) {
+        current = next();
+        onSwitch?.();
+      }
       return await current(...args);
     }
   };

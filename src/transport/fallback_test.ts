@@ -32,3 +32,38 @@ Deno.test("the fallback does not switch on failures that are not a refusal (the 
   }, () => false);
   await assert.rejects(() => dial(target, new AbortController().signal), (error) => error === other);
 });
+
+Deno.test("dials under way on the first dialer when it is refused move on too, and the switch happens once", async () => {
+  const calls: string[] = [];
+  const refusal = new Error("refused");
+  const pending: Array<() => void> = [];
+  const first: PodDialer = () => {
+    calls.push("websocket");
+    return new Promise((_, reject) => pending.push(() => reject(refusal)));
+  };
+  const next: PodDialer = () => {
+    calls.push("spdy");
+    return Promise.resolve(new MemoryPodStream());
+  };
+  let switches = 0;
+  const dial = fallbackDialer(first, () => next, (error) => error === refusal, () => switches++);
+  const signal = new AbortController().signal;
+  const dials = [dial(target, signal), dial(target, signal), dial(target, signal)];
+  for (const refuse of pending) refuse();
+  const streams = await Promise.all(dials);
+  assert.equal(streams.length, 3);
+  assert.deepEqual(calls, ["websocket", "websocket", "websocket", "spdy", "spdy", "spdy"]);
+  assert.equal(switches, 1);
+});
+
+Deno.test("a refusal from the next dialer is the answer: it is not retried", async () => {
+  const refusal = new Error("refused");
+  let nextCalls = 0;
+  const dial = fallbackDialer(() => Promise.reject(refusal), () => () => {
+    nextCalls++;
+    return Promise.reject(refusal);
+  }, (error) => error === refusal);
+  await assert.rejects(() => dial(target, new AbortController().signal), (error) => error === refusal);
+  await assert.rejects(() => dial(target, new AbortController().signal), (error) => error === refusal);
+  assert.equal(nextCalls, 2);
+});
