@@ -11,7 +11,7 @@ import type { Clock } from "../clock.ts";
 import { PodPortError, type PodStream } from "../transport/mod.ts";
 import type { Upstream } from "./prewarm.ts";
 import { watchLiveness } from "./liveness.ts";
-import { endLocal } from "./local_end.ts";
+import { LocalWriter } from "./local_end.ts";
 import { abortRoutine } from "../abort.ts";
 
 /** Upload bytes handed to the stream and not yet sent, before we stop reading the local socket. */
@@ -133,7 +133,7 @@ class ReplayBuffer {
 export class Tunnel {
   readonly #options: TunnelOptions;
   readonly #clock: Clock;
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #writer: LocalWriter;
   readonly #abort = new AbortController();
   readonly #replay = new ReplayBuffer(REPLAY_LIMIT);
   #phase: Phase = { kind: "connecting" };
@@ -166,7 +166,7 @@ export class Tunnel {
   constructor(options: TunnelOptions) {
     this.#options = options;
     this.#clock = options.clock;
-    this.#writer = options.local.writable.getWriter();
+    this.#writer = new LocalWriter(options.local);
     this.#lastDownloadAt = this.#lastUploadAt = options.clock.now();
   }
 
@@ -400,6 +400,6 @@ export class Tunnel {
 
   /** Reset: drop what the pod sent; else flush it, then FIN. */
   #closeLocal(reset: boolean): Promise<void> {
-    return endLocal(this.#options.local, this.#writer, reset);
+    return this.#writer.end(reset);
   }
 }

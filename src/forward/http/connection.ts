@@ -33,7 +33,7 @@ import {
   type ResponseHead,
   wantsClose,
 } from "./framing.ts";
-import { endLocal } from "../local_end.ts";
+import { LocalWriter } from "../local_end.ts";
 import type { Endpoint } from "../picker.ts";
 import { keepAliveHead } from "./keep_alive.ts";
 import { abortRoutine } from "../../abort.ts";
@@ -152,7 +152,7 @@ interface Link {
 
 export class HttpConnection {
   readonly #options: HttpConnectionOptions;
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #writer: LocalWriter;
   readonly #framer = new RequestFramer();
   readonly #abort = new AbortController();
   readonly #done = Promise.withResolvers<void>();
@@ -188,7 +188,7 @@ export class HttpConnection {
   constructor(options: HttpConnectionOptions) {
     this.#options = options;
     this.#first = options.first;
-    this.#writer = options.local.writable.getWriter();
+    this.#writer = new LocalWriter(options.local);
   }
 
   /** The pods this connection holds upstreams to. */
@@ -823,7 +823,7 @@ export class HttpConnection {
     this.#first?.then((u) => u.stream.release(), () => {});
     this.#switchAnswered?.resolve();
     for (const exchange of this.#queue) exchange.sent?.resolve();
-    endLocal(this.#options.local, this.#writer, reset).finally(() => this.#done.resolve());
+    this.#writer.end(reset).finally(() => this.#done.resolve());
   }
 }
 
