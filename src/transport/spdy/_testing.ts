@@ -1,6 +1,8 @@
 /** Test helpers for the SPDY layer: a PortStream over plain web streams that a test plays the pod on. */
 
+import { concatBytes } from "../../bytes.ts";
 import type { StreamSink } from "./connection.ts";
+import type { SpdyFrame } from "./frames.ts";
 import type { PodPortError } from "../errors.ts";
 import type { PortStream } from "./port_forward.ts";
 
@@ -88,4 +90,21 @@ export class StoredBlocks {
     if (at !== compressed.length) throw new Error(`${compressed.length - at} bytes after the sync flush`);
     return new Uint8Array(out);
   }
+}
+
+/**
+ * Frames with the DATA parts FrameDecoder hands out joined back into whole frames (consecutive DATA of one
+ * stream with no flags before the last): how the same bytes compare however they were chunked.
+ */
+export function joinDataParts(frames: readonly SpdyFrame[]): SpdyFrame[] {
+  const joined: SpdyFrame[] = [];
+  for (const frame of frames) {
+    const last = joined.at(-1);
+    if (
+      frame.type === "DATA" && last?.type === "DATA" && last.streamId === frame.streamId && last.flags === 0
+    ) {
+      joined[joined.length - 1] = { ...last, flags: frame.flags, data: concatBytes([last.data, frame.data]) };
+    } else joined.push(frame);
+  }
+  return joined;
 }

@@ -2,6 +2,7 @@
 
 import type { Duplex } from "node:stream";
 import {
+  dataFrameHeader,
   decodeHeaderBlock,
   encodeDataFrame,
   encodeFrame,
@@ -28,8 +29,13 @@ import {
 
 /** SPDY/3.1 starts every stream window and the session window at 64 KiB. */
 const DEFAULT_WINDOW = 64 * 1024;
-/** Largest DATA payload we send: one full default window, few frame headers on bulk uploads. */
-const MAX_DATA_PAYLOAD = 64 * 1024;
+/**
+ * Largest DATA payload we send: a local read's largest chunk (src/forward), so a bulk upload costs one
+ * frame and one WebSocket message per read. The peer's windows still cap it when it has flow control; the
+ * kubelet's SPDY library reads frames of up to 16 MiB. (64 KiB frames, each copied behind its header, made
+ * kf's CPU per GiB uploaded over SPDY ~2x that of WebSocket v4.)
+ */
+const MAX_DATA_PAYLOAD = 256 * 1024;
 
 export interface SpdyConnectionOptions {
   /** Receive window of each stream; a value other than 64 KiB is announced with SETTINGS. @default 65536 */
@@ -337,7 +343,9 @@ export class SpdyConnection {
         stream.sendWindow -= n;
         this.#sessionSendWindow -= n;
       }
-      this.#writeBytes(encodeDataFrame(stream.id, 0, chunk.subarray(offset, offset + n)));
+      // header and payload as two writes of the socket, which joins them: the payload is not copied
+      this.#writeBytes(dataFrameHeader(stream.id, 0, n));
+      this.#writeBytes(chunk.subarray(offset, offset + n));
       offset += n;
       if (this.#needDrain) {
         const rest = chunk.subarray(offset);

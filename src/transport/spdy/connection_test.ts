@@ -172,6 +172,36 @@ Deno.test("SpdyConnection opens odd streams whose headers the peer can read, and
   });
 });
 
+Deno.test("SpdyConnection sends a large write as DATA frames of up to 256 KiB whose payloads are not copied", async () => {
+  await withSession({ peerFlowControl: false }, async (connection, peer) => {
+    const written: Uint8Array[] = [];
+    const write = peer.socket.write.bind(peer.socket);
+    peer.socket.write = ((chunk: Uint8Array, ...rest: never[]) => {
+      written.push(chunk);
+      return write(chunk, ...rest);
+    }) as typeof peer.socket.write;
+    const stream = await connection.openStream({ streamtype: "data", port: "80", requestid: "0" });
+    const upload = new Uint8Array(600 * 1024).map((_, i) => i % 253);
+    const writer = stream.writable.getWriter();
+    await writer.write(upload);
+    await peer.until(() => peer.dataBytes(stream.id) === upload.length, "the upload");
+    const payloads = written.filter((chunk) => chunk.buffer === upload.buffer);
+    assert.deepEqual(payloads.map((p) => p.length), [256 * 1024, 256 * 1024, 88 * 1024]);
+    const data = peer.frames.filter((f) => f.type === "DATA" && f.streamId === stream.id);
+    assert.deepEqual(concat(data.map((f) => (f as { data: Uint8Array }).data)), upload);
+  });
+});
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
 Deno.test("SpdyConnection opens its windows only as the reader consumes", async () => {
   await withSession({}, async (connection, peer) => {
     // the session window is raised to 1 MiB right away

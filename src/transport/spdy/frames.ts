@@ -176,11 +176,26 @@ function controlHeader(view: DataView, type: number, flags: number, length: numb
 
 /** Encodes a DATA frame (the payload is copied behind the 8-byte header). */
 export function encodeDataFrame(streamId: number, flags: number, data: Uint8Array): Uint8Array {
-  const { bytes, view } = frameBuffer(data.length);
-  view.setUint32(0, check31(streamId, "stream id"));
-  view.setUint32(4, ((flags & 0xff) << 24 | data.length) >>> 0);
+  const bytes = new Uint8Array(HEADER_BYTES + data.length);
+  writeDataHeader(bytes, streamId, flags, data.length);
   bytes.set(data, HEADER_BYTES);
   return bytes;
+}
+
+/** The 8-byte header of a DATA frame whose payload is sent after it as it is (no copy of a large upload). */
+export function dataFrameHeader(streamId: number, flags: number, length: number): Uint8Array {
+  const bytes = new Uint8Array(HEADER_BYTES);
+  writeDataHeader(bytes, streamId, flags, length);
+  return bytes;
+}
+
+function writeDataHeader(out: Uint8Array, streamId: number, flags: number, length: number): void {
+  if (length > MAX_FRAME_LENGTH) {
+    throw new RangeError(`Cannot encode a SPDY frame of ${length} bytes: the limit is ${MAX_FRAME_LENGTH}`);
+  }
+  const view = new DataView(out.buffer, out.byteOffset, HEADER_BYTES);
+  view.setUint32(0, check31(streamId, "stream id"));
+  view.setUint32(4, ((flags & 0xff) << 24 | length) >>> 0);
 }
 
 /** Encodes any frame; header blocks must already be compressed. */
@@ -256,32 +271,60 @@ export function encodeFrame(frame: SpdyFrame): Uint8Array {
 
 /**
  * Turns a byte stream into frames; chunks may split frames anywhere. A frame that lies inside one chunk is
- * returned as a view of it (no copy), so DATA payloads cost nothing extra.
+ * returned as a view of it (no copy). A DATA frame that does not is returned in parts, as its bytes arrive:
+ * each part is a DATA frame of its own (a view of its chunk) and only the last carries the frame's flags.
+ * Why: the API server's WebSocket tunnel splits the kubelet's 32 KiB DATA frames over 16 KiB messages, so
+ * joining them cost a zero-filled allocation and a copy of every downloaded byte.
  */
 export class FrameDecoder {
   #chunks: Uint8Array[] = [];
   /** Read position inside #chunks[0]. */
   #offset = 0;
   #buffered = 0;
+  /** The DATA frame whose payload is arriving in parts: payload bytes still to come, its stream and flags. */
+  #data = { left: 0, streamId: 0, flags: 0 };
 
-  /** Bytes received but not yet part of a whole frame. */
+  /** Bytes received but not yet part of a frame handed out. */
   get bufferedBytes(): number {
     return this.#buffered;
   }
 
-  /** Adds bytes; returns the frames they complete. Throws SpdyProtocolError on a malformed frame. */
+  /** Adds bytes; returns the frames (and DATA parts) they complete. Throws SpdyProtocolError on a malformed frame. */
   push(chunk: Uint8Array): SpdyFrame[] {
     if (chunk.length > 0) {
       this.#chunks.push(chunk);
       this.#buffered += chunk.length;
     }
     const frames: SpdyFrame[] = [];
-    while (this.#buffered >= HEADER_BYTES) {
+    const data = this.#data;
+    for (;;) {
+      if (data.left > 0) {
+        if (this.#buffered === 0) break;
+        // at most the rest of the first chunk: a view, never a copy
+        const n = Math.min(data.left, this.#chunks[0].length - this.#offset);
+        const part = this.#take(n);
+        data.left -= n;
+        frames.push({
+          type: "DATA",
+          streamId: data.streamId,
+          flags: data.left === 0 ? data.flags : 0,
+          data: part,
+        });
+        continue;
+      }
+      if (this.#buffered < HEADER_BYTES) break;
       const header = this.#peek(HEADER_BYTES);
       const length = (header[5] << 16) | (header[6] << 8) | header[7];
-      if (this.#buffered < HEADER_BYTES + length) break;
-      const whole = this.#take(HEADER_BYTES + length);
-      frames.push(decodeFrame(whole));
+      if (this.#buffered >= HEADER_BYTES + length) {
+        frames.push(decodeFrame(this.#take(HEADER_BYTES + length)));
+        continue;
+      }
+      // control frames (small, or a header block for zlib) are decoded whole
+      if ((header[0] & 0x80) !== 0) break;
+      data.streamId = ((header[0] << 24) | (header[1] << 16) | (header[2] << 8) | header[3]) & MAX_31_BIT;
+      data.flags = header[4];
+      data.left = length;
+      this.#take(HEADER_BYTES);
     }
     return frames;
   }

@@ -16,6 +16,7 @@ import {
   type SpdyFrame,
 } from "./frames.ts";
 import { SpdyProtocolError } from "./errors.ts";
+import { joinDataParts } from "./_testing.ts";
 
 const block = new Uint8Array([1, 2, 3, 4, 5]);
 const samples: SpdyFrame[] = [
@@ -63,7 +64,7 @@ Deno.test("FrameDecoder reassembles frames split at every byte boundary", () => 
   for (let cut = 1; cut < stream.length; cut++) {
     const decoder = new FrameDecoder();
     const frames = [...decoder.push(stream.subarray(0, cut)), ...decoder.push(stream.subarray(cut))];
-    assert.deepEqual(frames, samples);
+    assert.deepEqual(joinDataParts(frames), samples);
     assert.deepEqual(decoder.bufferedBytes, 0);
   }
 });
@@ -73,11 +74,30 @@ Deno.test("FrameDecoder accepts one byte at a time and returns DATA inside a chu
   const decoder = new FrameDecoder();
   const frames: SpdyFrame[] = [];
   for (const byte of bytes) frames.push(...decoder.push(new Uint8Array([byte])));
-  assert.deepEqual(frames, samples);
+  assert.deepEqual(joinDataParts(frames), samples);
 
   const data = encodeDataFrame(1, 0, new Uint8Array(1000));
   const [frame] = new FrameDecoder().push(data);
   assert.ok(frame.type === "DATA" && frame.data.buffer === data.buffer);
+});
+
+Deno.test("FrameDecoder hands a DATA frame split over chunks on in parts, views of those chunks, FIN on the last", () => {
+  // the API server's tunnel: a 32 KiB DATA frame from the kubelet in 16 KiB WebSocket messages
+  const payload = new Uint8Array(32 * 1024).map((_, i) => i % 251);
+  const wire = encodeDataFrame(5, FLAG_FIN, payload);
+  const messages = [wire.slice(0, 16384), wire.slice(16384, 32768), wire.slice(32768)];
+  const decoder = new FrameDecoder();
+  const parts = messages.flatMap((message) => decoder.push(message));
+  assert.equal(parts.length, 3);
+  parts.forEach((part, i) => {
+    assert.ok(part.type === "DATA" && part.streamId === 5);
+    assert.equal(part.data.buffer, messages[i].buffer, "a view of its message, not a copy");
+    assert.equal(part.flags, i === 2 ? FLAG_FIN : 0);
+  });
+  assert.deepEqual(joinDataParts(parts), [{ type: "DATA", streamId: 5, flags: FLAG_FIN, data: payload }]);
+  assert.equal(decoder.bufferedBytes, 0);
+  // the next frame is read as usual after the parts
+  assert.deepEqual(decoder.push(encodeFrame({ type: "PING", id: 7 })), [{ type: "PING", id: 7 }]);
 });
 
 Deno.test("decodeFrame() rejects other versions and malformed control frames", () => {

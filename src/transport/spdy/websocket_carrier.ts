@@ -6,6 +6,7 @@
 import { EventEmitter } from "node:events";
 import type WebSocket from "ws";
 import { concatBytes } from "../../bytes.ts";
+import { NativeWebSocket } from "../../kube/native_websocket.ts";
 
 /** Bytes handed to the WebSocket and not yet written, past which write() asks the SPDY session to wait. */
 const TUNNEL_HIGH_WATER = 1 << 20;
@@ -76,17 +77,25 @@ export class WebSocketCarrier extends EventEmitter {
     const bytes = this.#pendingBytes;
     this.#pending = [];
     this.#pendingBytes = 0;
+    // message boundaries mean nothing to the SPDY session: the native WebSocket sends a tick's frames as one
+    // message of parts (a DATA payload is not copied; small frames are joined into one write)
+    if (this.#ws instanceof NativeWebSocket) {
+      this.#inFlight += bytes;
+      this.#ws.sendParts(chunks, () => this.#sent(bytes));
+      return;
+    }
     const messages = chunks.length > 1 && bytes <= TUNNEL_JOIN_LIMIT ? [concatBytes(chunks)] : chunks;
     for (const message of messages) {
       this.#inFlight += message.length;
-      // send(data, callback): the part of ws's interface that kf's native-TLS WebSocket implements too
-      this.#ws.send(message, () => {
-        this.#inFlight -= message.length;
-        if (this.#needDrain && this.#inFlight + this.#pendingBytes <= TUNNEL_HIGH_WATER / 2) {
-          this.#needDrain = false;
-          this.emit("drain");
-        }
-      });
+      this.#ws.send(message, () => this.#sent(message.length));
+    }
+  }
+
+  #sent(bytes: number): void {
+    this.#inFlight -= bytes;
+    if (this.#needDrain && this.#inFlight + this.#pendingBytes <= TUNNEL_HIGH_WATER / 2) {
+      this.#needDrain = false;
+      this.emit("drain");
     }
   }
 
