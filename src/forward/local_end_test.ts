@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { concatBytes } from "../bytes.ts";
 import { LocalWriter } from "./local_end.ts";
 
 /** A loopback pair: the writer's side and the peer that reads what it writes. */
@@ -36,19 +37,9 @@ async function readAll(conn: Deno.Conn): Promise<{ bytes: Uint8Array; ended: "eo
       parts.push(buffer.slice(0, n));
     }
   } catch {
-    return { bytes: join(parts), ended: "reset" };
+    return { bytes: concatBytes(parts), ended: "reset" };
   }
-  return { bytes: join(parts), ended: "eof" };
-}
-
-function join(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+  return { bytes: concatBytes(parts), ended: "eof" };
 }
 
 Deno.test("LocalWriter writes chunks in order, then end(false) closes after the last one (FIN)", async () => {

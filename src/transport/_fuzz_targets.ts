@@ -100,7 +100,6 @@ export const targets: Record<string, FuzzTarget<unknown>> = {
         return chunks.flatMap((chunk) => decoder.push(chunk));
       });
       const atOnce = decodeAll(() => new FrameDecoder().push(whole));
-      // (DATA may come in parts: compared joined)
       assert.deepEqual(normalize(joined(inChunks)), normalize(joined(atOnce)), "chunking changes the result");
       if (inChunks instanceof Error) throw inChunks;
       for (const frame of inChunks) {
@@ -186,11 +185,12 @@ function decodeAll(fn: () => SpdyFrame[]): SpdyFrame[] | Error {
   }
 }
 
-/** Frames as plain data (views become arrays), errors as their class, for comparisons. */
+/** Decoded frames with DATA parts joined (FrameDecoder splits DATA where chunks end); errors as they are. */
 function joined(value: SpdyFrame[] | Error): SpdyFrame[] | Error {
   return value instanceof Error ? value : joinDataParts(value);
 }
 
+/** Frames as plain data (views become arrays), errors as their class, for comparisons. */
 function normalize(value: SpdyFrame | SpdyFrame[] | Error): unknown {
   if (value instanceof Error) return { error: value.name };
   return JSON.parse(JSON.stringify(value, (_key, v) => v instanceof Uint8Array ? [...v] : v));

@@ -5,17 +5,19 @@ import type { PodDialer, PodPort } from "./pod_stream.ts";
 
 const target: PodPort = { pod: "db-1", uid: "u1", port: 3306 };
 
+/** A dialer that notes its name in `calls` on every dial and answers with `answer()`. */
+function recording(calls: string[], name: string, answer: () => Promise<MemoryPodStream>): PodDialer {
+  return () => {
+    calls.push(name);
+    return answer();
+  };
+}
+
 Deno.test("the fallback walks to the next dialer once when the first is refused, and then stays there", async () => {
   const calls: string[] = [];
   const refusal = new Error("refused");
-  const first: PodDialer = () => {
-    calls.push("websocket");
-    return Promise.reject(refusal);
-  };
-  const next: PodDialer = () => {
-    calls.push("spdy");
-    return Promise.resolve(new MemoryPodStream());
-  };
+  const first = recording(calls, "websocket", () => Promise.reject(refusal));
+  const next = recording(calls, "spdy", () => Promise.resolve(new MemoryPodStream()));
   let switches = 0;
   const dial = fallbackDialer(first, () => next, (error) => error === refusal, () => switches++);
   const signal = new AbortController().signal;
@@ -37,14 +39,12 @@ Deno.test("dials under way on the first dialer when it is refused move on too, a
   const calls: string[] = [];
   const refusal = new Error("refused");
   const pending: Array<() => void> = [];
-  const first: PodDialer = () => {
-    calls.push("websocket");
-    return new Promise((_, reject) => pending.push(() => reject(refusal)));
-  };
-  const next: PodDialer = () => {
-    calls.push("spdy");
-    return Promise.resolve(new MemoryPodStream());
-  };
+  const first = recording(
+    calls,
+    "websocket",
+    () => new Promise((_, reject) => pending.push(() => reject(refusal))),
+  );
+  const next = recording(calls, "spdy", () => Promise.resolve(new MemoryPodStream()));
   let switches = 0;
   const dial = fallbackDialer(first, () => next, (error) => error === refusal, () => switches++);
   const signal = new AbortController().signal;

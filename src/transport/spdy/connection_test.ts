@@ -14,6 +14,7 @@ import {
 import { SpdyConnection, type SpdyConnection as SpdyConnectionType } from "./connection.ts";
 import { SpdyConnectionClosedError, SpdyStreamResetError } from "./errors.ts";
 import { StoredBlocks } from "./_testing.ts";
+import { concatBytes } from "../../bytes.ts";
 
 /** The server end of an in-memory socket: decodes what the client sends, sends frames back. */
 class FakePeer {
@@ -188,19 +189,9 @@ Deno.test("SpdyConnection sends a large write as DATA frames of up to 256 KiB wh
     const payloads = written.filter((chunk) => chunk.buffer === upload.buffer);
     assert.deepEqual(payloads.map((p) => p.length), [256 * 1024, 256 * 1024, 88 * 1024]);
     const data = peer.frames.filter((f) => f.type === "DATA" && f.streamId === stream.id);
-    assert.deepEqual(concat(data.map((f) => (f as { data: Uint8Array }).data)), upload);
+    assert.deepEqual(concatBytes(data.map((f) => (f as { data: Uint8Array }).data)), upload);
   });
 });
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
 
 Deno.test("SpdyConnection opens its windows only as the reader consumes", async () => {
   await withSession({}, async (connection, peer) => {

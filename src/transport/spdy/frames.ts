@@ -158,12 +158,16 @@ function check31(value: number, what: string): number {
   return value;
 }
 
-function frameBuffer(payloadLength: number): { bytes: Uint8Array; view: DataView } {
+function checkFrameLength(payloadLength: number): void {
   if (payloadLength > MAX_FRAME_LENGTH) {
     throw new RangeError(
       `Cannot encode a SPDY frame of ${payloadLength} bytes: the limit is ${MAX_FRAME_LENGTH}`,
     );
   }
+}
+
+function frameBuffer(payloadLength: number): { bytes: Uint8Array; view: DataView } {
+  checkFrameLength(payloadLength);
   const bytes = new Uint8Array(HEADER_BYTES + payloadLength);
   return { bytes, view: new DataView(bytes.buffer) };
 }
@@ -176,24 +180,21 @@ function controlHeader(view: DataView, type: number, flags: number, length: numb
 
 /** Encodes a DATA frame (the payload is copied behind the 8-byte header). */
 export function encodeDataFrame(streamId: number, flags: number, data: Uint8Array): Uint8Array {
-  const bytes = new Uint8Array(HEADER_BYTES + data.length);
-  writeDataHeader(bytes, streamId, flags, data.length);
+  const { bytes, view } = frameBuffer(data.length);
+  dataHeader(view, streamId, flags, data.length);
   bytes.set(data, HEADER_BYTES);
   return bytes;
 }
 
 /** The 8-byte header of a DATA frame whose payload is sent after it as it is (no copy of a large upload). */
 export function dataFrameHeader(streamId: number, flags: number, length: number): Uint8Array {
+  checkFrameLength(length);
   const bytes = new Uint8Array(HEADER_BYTES);
-  writeDataHeader(bytes, streamId, flags, length);
+  dataHeader(new DataView(bytes.buffer), streamId, flags, length);
   return bytes;
 }
 
-function writeDataHeader(out: Uint8Array, streamId: number, flags: number, length: number): void {
-  if (length > MAX_FRAME_LENGTH) {
-    throw new RangeError(`Cannot encode a SPDY frame of ${length} bytes: the limit is ${MAX_FRAME_LENGTH}`);
-  }
-  const view = new DataView(out.buffer, out.byteOffset, HEADER_BYTES);
+function dataHeader(view: DataView, streamId: number, flags: number, length: number): void {
   view.setUint32(0, check31(streamId, "stream id"));
   view.setUint32(4, ((flags & 0xff) << 24 | length) >>> 0);
 }
