@@ -56,6 +56,13 @@ const STANDBY_PODS = 2;
  */
 const POOL_AFTER_MS = 1_500;
 
+/**
+ * How long a forward without a ready pod keeps a spare connection to the API server for the dial to the
+ * replacement (src/kube/spare_connections.ts); a connection that starts waiting for a pod renews it. A
+ * target scaled to zero stops costing handshakes after this.
+ */
+const SPARE_HOLD_MS = 60_000;
+
 /** WebSocket dials of one forward at a time (SPDY streams need no dial of their own once connected). */
 const MAX_CONCURRENT_DIALS = 8;
 /** A dial still unanswered after this long hints at a silent path: the cluster's health probe starts. */
@@ -123,6 +130,8 @@ export class Forward {
   #lastRoundRobin?: string;
   #settling = false;
   readonly #dialSlots = new DialSlots(MAX_CONCURRENT_DIALS);
+  /** Held while the forward has no ready pod (see SPARE_HOLD_MS). */
+  #spareHold?: AbortController;
   /** Keep-alive traffic interval of open connections, below the path's idle limit. */
   readonly #keepAliveMs: number;
 
@@ -615,6 +624,7 @@ export class Forward {
   ): Promise<Endpoint> {
     const now = this.#endpointNow(remote, exclude, prefer);
     if (now) return Promise.resolve(now);
+    this.#holdSpare();
     return new Promise<Endpoint>((resolve, reject) => {
       const timer = new AbortController();
       const done = () => {
@@ -657,13 +667,14 @@ export class Forward {
     this.#pod = endpoint?.pod;
     // picked with the previous pod as the sticky one
     this.#pickedEndpoints.clear();
-    // after the connections waiting for a pod have had their turn: opening sockets costs CPU they need now
-    this.#deps.clock.sleep(0, this.#abort.signal).then(() => {
-      for (const port of this.#ports) {
-        const picked = port === first ? endpoint : this.#endpointNow(port.remote, new Set());
-        port.prewarm.setEndpoint(picked, this.#standbyFor(port.remote, picked?.pod));
-      }
-    }, () => {});
+    if (endpoint) this.#releaseSpare();
+    else if (this.#target.podStore?.synced) this.#holdSpare();
+    // now, before the connections waiting for a pod hear of it (they listen after this): they take the warm
+    // socket while it opens instead of dialling beside it, so a handover costs one dial, not two
+    for (const port of this.#ports) {
+      const picked = port === first ? endpoint : this.#endpointNow(port.remote, new Set());
+      port.prewarm.setEndpoint(picked, this.#standbyFor(port.remote, picked?.pod));
+    }
     const present = new Set(this.#target.pods().map((p) => p.metadata.name));
     if (this.#target.podStore?.synced) {
       for (const port of this.#ports) {
@@ -676,6 +687,25 @@ export class Forward {
     }
     if (endpoint) this.#hadPod = true;
     this.#updateState();
+  }
+
+  /** Has the client keep a connection to the API server ready for the next dial (to a pod not there yet). */
+  #holdSpare(): void {
+    if (this.#abort.signal.aborted || (this.#spareHold && !this.#spareHold.signal.aborted)) return;
+    const hold = new AbortController();
+    this.#spareHold = hold;
+    const release = () => abortRoutine(hold);
+    this.#abort.signal.addEventListener("abort", release, { once: true });
+    hold.signal.addEventListener("abort", () => this.#abort.signal.removeEventListener("abort", release), {
+      once: true,
+    });
+    this.#deps.client.holdSpareConnection(hold.signal);
+    this.#deps.clock.sleep(SPARE_HOLD_MS, hold.signal).then(release, () => {});
+  }
+
+  #releaseSpare(): void {
+    if (this.#spareHold) abortRoutine(this.#spareHold);
+    this.#spareHold = undefined;
   }
 
   /** Derives the state from the pod pick, the watch, the cluster's reachability and the network. */

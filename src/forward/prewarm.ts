@@ -126,7 +126,9 @@ export class Prewarm {
     this.#pool = this.#pool.filter((w) => w !== warm);
     this.#want = this.#size;
     // refill after this connection's first bytes are on their way: opening a socket costs ~1.5 ms of CPU
-    this.#clock.sleep(0, this.#signal).then(() => this.#fill(), () => {});
+    // here and more in the API server and kubelet; a socket still opening is waited for first, as dials
+    // beside it (at a handover, on a busy machine) would slow it down
+    warm.opened.then(() => this.#clock.sleep(0, this.#signal)).then(() => this.#fill(), () => {});
     const stream = await warm.opened;
     warm.dispose();
     if (!stream?.open) return undefined;

@@ -16,9 +16,12 @@ import {
   NativeTlsUnavailableError,
   NativeWebSocket,
   type NativeWebSocketOptions,
+  type OpenConnection,
+  openConnection,
   UpgradeRefusedError,
 } from "./native_websocket.ts";
 import { SocketOptions } from "./socket_options.ts";
+import { SpareConnections } from "./spare_connections.ts";
 import { ApiError, ApiUnreachableError, KubeconfigError, type RequestPurpose } from "./errors.ts";
 
 export interface KubeClientOptions {
@@ -61,6 +64,8 @@ export class KubeClient {
    * there, or native TLS failed for this certificate in a way that would repeat (node:tls from then on).
    */
   #socketOptions: SocketOptions | undefined | null = null;
+  /** Connections opened ahead for WebSocket upgrades (see holdSpareConnection); made on first use. */
+  #spares?: SpareConnections;
 
   private constructor(contextName: string, namespace: string, server: string, credentials: Credentials) {
     this.contextName = contextName;
@@ -208,12 +213,27 @@ export class KubeClient {
     const native = nativeTlsOptions(tls, () => this.#nativeSocketOptions());
     if (native) {
       try {
-        const ws = await NativeWebSocket.connect(url, {
-          ...native,
-          protocols: options.protocols,
-          signal: options.signal,
-          handshakeTimeoutMs: options.timeoutMs,
-        });
+        const connect = (connection?: OpenConnection) =>
+          NativeWebSocket.connect(url, {
+            ...native,
+            protocols: options.protocols,
+            signal: options.signal,
+            handshakeTimeoutMs: options.timeoutMs,
+            connection,
+          });
+        const spare = await this.#spares?.take(clientIdentity(native));
+        let ws: NativeWebSocket;
+        try {
+          ws = await connect(spare);
+        } catch (error) {
+          // the server may have closed a spare while it waited: a failure that is no answer and no timeout
+          // (a silent path would time out again) means a fresh dial
+          const timedOut = error instanceof DOMException && error.name === "TimeoutError";
+          if (!spare || options.signal?.aborted || error instanceof UpgradeRefusedError || timedOut) {
+            throw error;
+          }
+          ws = await connect();
+        }
         // holders learn of failures from "close"; an unheard error must never crash the process
         ws.on("error", () => {});
         return ws as unknown as WebSocket;
@@ -401,9 +421,33 @@ export class KubeClient {
     });
   }
 
+  /**
+   * Keeps a connection to the API server open and its TLS handshake done until `signal` aborts, for the next
+   * WebSocket upgrade (a port-forward dial) to use: a forward with no ready pod holds one, so its first dial
+   * to the replacement costs the upgrade alone. Only where WebSockets use Deno's native TLS.
+   */
+  holdSpareConnection(signal: AbortSignal): void {
+    this.#spares ??= new SpareConnections(async (stop) => {
+      const native = nativeTlsOptions(await this.httpsOptions(), () => this.#nativeSocketOptions());
+      if (!native) return undefined;
+      try {
+        return {
+          opened: await openConnection(this.url("/"), native, stop),
+          identity: clientIdentity(native),
+        };
+      } catch (error) {
+        // upgrades go over node:tls for this certificate: nothing a native spare could serve
+        if (error instanceof NativeTlsUnavailableError) return undefined;
+        throw error;
+      }
+    });
+    this.#spares.hold(signal);
+  }
+
   /** Closes pooled connections; call when the session ends. */
   close(): void {
     this.#agent.destroy();
+    this.#spares?.close();
   }
 
   async #open(apiPath: string, options: RequestOptions): Promise<http.IncomingMessage> {
@@ -473,6 +517,11 @@ export function kubeconfigFiles(explicit?: string): string[] {
   if (files.length > 0) return files;
   const fallback = path.join(os.homedir(), ".kube", "config");
   return fs.existsSync(fallback) ? [fallback] : [];
+}
+
+/** What a connection carries of the client's identity: a spare serves only dials with the same one. */
+function clientIdentity(native: Pick<NativeWebSocketOptions, "clientCertificate">): string {
+  return native.clientCertificate?.cert ?? "";
 }
 
 /**

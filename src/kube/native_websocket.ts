@@ -70,6 +70,8 @@ export interface NativeWebSocketOptions {
   signal?: AbortSignal;
   /** @default 10000 */
   handshakeTimeoutMs?: number;
+  /** A connection opened ahead (openConnection with these options) to send the upgrade on. */
+  connection?: OpenConnection;
 }
 
 /**
@@ -307,6 +309,72 @@ async function acceptKey(key: string): Promise<string> {
   return btoa(String.fromCharCode(...new Uint8Array(digest)));
 }
 
+/** A TCP connection to the server (TLS done for wss:), tuned, that no request has used yet. */
+export interface OpenConnection {
+  conn: Deno.TcpConn | Deno.TlsConn;
+  /** The kernel's keepalive watches it (see NativeWebSocket.kernelWatched). */
+  kernelWatched: boolean;
+}
+
+/**
+ * Dials the URL's server and, for wss:, completes the TLS handshake: what a WebSocket upgrade needs before
+ * its request. Separate from connect() so a connection can be opened ahead of the upgrade that uses it.
+ */
+export async function openConnection(
+  url: URL,
+  options: Pick<NativeWebSocketOptions, "caCerts" | "clientCertificate" | "socketOptions" | "serverName">,
+  signal?: AbortSignal,
+): Promise<OpenConnection> {
+  const secure = url.protocol === "wss:" || url.protocol === "https:";
+  const hostname = url.hostname.replace(/^\[|\]$/g, "");
+  const port = Number(url.port || (secure ? 443 : 80));
+  const certificate = secure ? options.clientCertificate : undefined;
+  let conn: Deno.TcpConn | Deno.TlsConn = certificate
+    ? await connectWithCertificate(hostname, port, options.caCerts, certificate)
+    : await Deno.connect({ hostname, port });
+  // a path that went silent must not hold the handshake: closing the connection ends it
+  const onAbort = () => {
+    try {
+      conn.close();
+    } catch {
+      // closed already
+    }
+  };
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    signal?.throwIfAborted();
+    let kernelWatched = false;
+    if (certificate) {
+      const tuned = options.socketOptions?.tune(conn);
+      if (!tuned?.noDelay) {
+        throw new NativeTlsUnavailableError("cannot set TCP_NODELAY on a Deno.connectTls socket here", true);
+      }
+      kernelWatched = tuned.kernelWatched;
+    } else {
+      const tcp = conn as Deno.TcpConn;
+      tcp.setNoDelay(true);
+      tcp.setKeepAlive(true);
+      kernelWatched = options.socketOptions?.tune(tcp)?.kernelWatched ?? false;
+      if (secure) {
+        conn = await Deno.startTls(tcp, {
+          hostname: options.serverName ?? hostname,
+          caCerts: options.caCerts,
+          alpnProtocols: ["http/1.1"],
+        });
+      }
+    }
+    // now rather than with the first write: a connection opened ahead is then ready for its request
+    if (secure) await (conn as Deno.TlsConn).handshake();
+    signal?.throwIfAborted();
+    return { conn, kernelWatched };
+  } catch (error) {
+    onAbort();
+    throw signal?.aborted ? signal.reason : error;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+  }
+}
+
 export class NativeWebSocket extends EventEmitter {
   readyState = CONNECTING;
   protocol = "";
@@ -369,13 +437,8 @@ export class NativeWebSocket extends EventEmitter {
     options: NativeWebSocketOptions,
     signal: AbortSignal,
   ): Promise<NativeWebSocket> {
-    const secure = url.protocol === "wss:" || url.protocol === "https:";
-    const hostname = url.hostname.replace(/^\[|\]$/g, "");
-    const port = Number(url.port || (secure ? 443 : 80));
-    const certificate = secure ? options.clientCertificate : undefined;
-    let conn: Deno.TcpConn | Deno.TlsConn = certificate
-      ? await connectWithCertificate(hostname, port, options.caCerts, certificate)
-      : await Deno.connect({ hostname, port });
+    const opened = options.connection ?? await openConnection(url, options, signal);
+    const conn = opened.conn;
     const onAbort = () => {
       try {
         conn.close();
@@ -385,29 +448,6 @@ export class NativeWebSocket extends EventEmitter {
     };
     signal.addEventListener("abort", onAbort, { once: true });
     try {
-      let kernelWatched = false;
-      if (certificate) {
-        const tuned = options.socketOptions?.tune(conn);
-        if (!tuned?.noDelay) {
-          throw new NativeTlsUnavailableError(
-            "cannot set TCP_NODELAY on a Deno.connectTls socket here",
-            true,
-          );
-        }
-        kernelWatched = tuned.kernelWatched;
-      } else {
-        const tcp = conn as Deno.TcpConn;
-        tcp.setNoDelay(true);
-        tcp.setKeepAlive(true);
-        kernelWatched = options.socketOptions?.tune(tcp)?.kernelWatched ?? false;
-        if (secure) {
-          conn = await Deno.startTls(tcp, {
-            hostname: options.serverName ?? hostname,
-            caCerts: options.caCerts,
-            alpnProtocols: ["http/1.1"],
-          });
-        }
-      }
       const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
       const host = url.port ? `${url.hostname}:${url.port}` : url.hostname;
       const headers: Record<string, string> = {
@@ -422,7 +462,7 @@ export class NativeWebSocket extends EventEmitter {
       const request = `GET ${url.pathname}${url.search} HTTP/1.1\r\n` +
         Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("") + "\r\n";
       const ws = new NativeWebSocket(conn, "");
-      ws.kernelWatched = kernelWatched;
+      ws.kernelWatched = opened.kernelWatched;
       await ws.#write(new TextEncoder().encode(request));
       const { head, rest } = await ws.#readHead();
       const [statusLine, ...lines] = head.split("\r\n");
