@@ -694,13 +694,9 @@ export class Forward {
     if (this.#abort.signal.aborted || (this.#spareHold && !this.#spareHold.signal.aborted)) return;
     const hold = new AbortController();
     this.#spareHold = hold;
-    const release = () => abortRoutine(hold);
-    this.#abort.signal.addEventListener("abort", release, { once: true });
-    hold.signal.addEventListener("abort", () => this.#abort.signal.removeEventListener("abort", release), {
-      once: true,
-    });
-    this.#deps.client.holdSpareConnection(hold.signal);
-    this.#deps.clock.sleep(SPARE_HOLD_MS, hold.signal).then(release, () => {});
+    const held = AbortSignal.any([hold.signal, this.#abort.signal]);
+    this.#deps.client.holdSpareConnection(held);
+    this.#deps.clock.sleep(SPARE_HOLD_MS, held).then(() => abortRoutine(hold), () => {});
   }
 
   #releaseSpare(): void {

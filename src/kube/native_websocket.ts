@@ -309,6 +309,15 @@ async function acceptKey(key: string): Promise<string> {
   return btoa(String.fromCharCode(...new Uint8Array(digest)));
 }
 
+/** Closes a connection that may be closed already. */
+export function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // closed already
+  }
+}
+
 /** A TCP connection to the server (TLS done for wss:), tuned, that no request has used yet. */
 export interface OpenConnection {
   conn: Deno.TcpConn | Deno.TlsConn;
@@ -333,13 +342,7 @@ export async function openConnection(
     ? await connectWithCertificate(hostname, port, options.caCerts, certificate)
     : await Deno.connect({ hostname, port });
   // a path that went silent must not hold the handshake: closing the connection ends it
-  const onAbort = () => {
-    try {
-      conn.close();
-    } catch {
-      // closed already
-    }
-  };
+  const onAbort = () => closeQuietly(conn);
   signal?.addEventListener("abort", onAbort, { once: true });
   try {
     signal?.throwIfAborted();
@@ -439,13 +442,7 @@ export class NativeWebSocket extends EventEmitter {
   ): Promise<NativeWebSocket> {
     const opened = options.connection ?? await openConnection(url, options, signal);
     const conn = opened.conn;
-    const onAbort = () => {
-      try {
-        conn.close();
-      } catch {
-        // closed already
-      }
-    };
+    const onAbort = () => closeQuietly(conn);
     signal.addEventListener("abort", onAbort, { once: true });
     try {
       const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
@@ -729,11 +726,7 @@ export class NativeWebSocket extends EventEmitter {
   }
 
   #closeConn(): void {
-    try {
-      this.#conn.close();
-    } catch {
-      // closed already
-    }
+    closeQuietly(this.#conn);
   }
 
   #fail(error: Error): void {

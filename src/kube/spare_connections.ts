@@ -8,7 +8,7 @@
 import { type Clock, systemClock } from "../clock.ts";
 import { Backoff } from "../watch/backoff.ts";
 import { abortRoutine } from "../abort.ts";
-import type { OpenConnection } from "./native_websocket.ts";
+import { closeQuietly, type OpenConnection } from "./native_websocket.ts";
 
 /**
  * A spare older than this is replaced: the server's idle limit for a connection that has not sent its first
@@ -48,14 +48,6 @@ interface Spare {
 export type SpareOpener = (
   signal: AbortSignal,
 ) => Promise<{ opened: OpenConnection; identity: string } | undefined>;
-
-function closeQuietly(opened: OpenConnection): void {
-  try {
-    opened.conn.close();
-  } catch {
-    // closed already
-  }
-}
 
 export class SpareConnections {
   readonly #open: SpareOpener;
@@ -126,7 +118,7 @@ export class SpareConnections {
     this.#retry?.abort();
     for (const spare of this.#ready) {
       abortRoutine(spare.timer);
-      closeQuietly(spare.opened);
+      closeQuietly(spare.opened.conn);
     }
     this.#ready = [];
   }
@@ -162,7 +154,7 @@ export class SpareConnections {
         }
         this.#backoff.reset();
         if (this.#stop.signal.aborted) {
-          closeQuietly(spare.opened);
+          closeQuietly(spare.opened.conn);
           return undefined;
         }
         if (!opening.claimed) this.#park(spare.opened, spare.identity);
@@ -201,7 +193,7 @@ export class SpareConnections {
       if (old || unwanted) {
         this.#ready = this.#ready.filter((s) => s !== spare);
         abortRoutine(spare.timer);
-        closeQuietly(spare.opened);
+        closeQuietly(spare.opened.conn);
       }
     }
     this.#fill();
