@@ -20,6 +20,7 @@ import {
   openConnection,
   UpgradeRefusedError,
 } from "./native_websocket.ts";
+import { NativeUpgradedSocket } from "./native_upgrade.ts";
 import { SocketOptions } from "./socket_options.ts";
 import { SpareConnections } from "./spare_connections.ts";
 import { ApiError, ApiUnreachableError, KubeconfigError, type RequestPurpose } from "./errors.ts";
@@ -363,6 +364,32 @@ export class KubeClient {
     options.signal?.throwIfAborted();
     const tls = await this.httpsOptions();
     const url = this.url(apiPath, options.query);
+    const native = nativeTlsOptions(tls, () => this.#nativeSocketOptions());
+    if (native) {
+      try {
+        const socket = await NativeUpgradedSocket.connect(url, {
+          ...native,
+          method: options.method ?? "GET",
+          headers: { ...native.headers, ...options.headers },
+          signal: options.signal,
+          timeoutMs: options.timeoutMs,
+        });
+        // holders learn of failures from "close"; an unheard error must never crash the process
+        socket.on("error", () => {});
+        return socket as unknown as Socket;
+      } catch (error) {
+        if (options.signal?.aborted) throw options.signal.reason;
+        if (error instanceof UpgradeRefusedError) {
+          throw this.#refused(error.status, error.body, options.purpose);
+        }
+        if (!(error instanceof NativeTlsUnavailableError)) throw this.#networkError(error);
+        // a certificate native TLS cannot carry goes over node:tls below
+        if (error.lasting) {
+          this.#socketOptions?.close();
+          this.#socketOptions = undefined;
+        }
+      }
+    }
     let raw: GatedSocket | undefined;
     return await new Promise<Socket>((resolve, reject) => {
       const request = (url.protocol === "http:" ? http : https).request(url, {

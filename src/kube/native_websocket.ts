@@ -310,6 +310,60 @@ async function acceptKey(key: string): Promise<string> {
 }
 
 /** Closes a connection that may be closed already. */
+/** The head of the server's answer to an upgrade request: status, fields (lower-case names), bytes after it. */
+export interface UpgradeAnswer {
+  status: number;
+  fields: Map<string, string>;
+  rest: Uint8Array;
+}
+
+/**
+ * Reads an HTTP/1.1 answer's head with `read` (whose bytes are only valid until its next call, so they are
+ * copied). Bounded: a server that sends no end of head within HANDSHAKE_LIMIT bytes is an error.
+ */
+export async function readUpgradeAnswer(read: () => Promise<Uint8Array | null>): Promise<UpgradeAnswer> {
+  let buffer: Uint8Array = new Uint8Array(0);
+  for (;;) {
+    const bytes = await read();
+    if (!bytes) throw new Error("the server closed the connection during the upgrade handshake");
+    buffer = concatBytes([buffer, bytes]);
+    for (let i = 3; i < buffer.length; i++) {
+      if (buffer[i] === 10 && buffer[i - 1] === 13 && buffer[i - 2] === 10 && buffer[i - 3] === 13) {
+        const [statusLine, ...lines] = new TextDecoder().decode(buffer.subarray(0, i - 3)).split("\r\n");
+        const fields = new Map<string, string>();
+        for (const line of lines) {
+          const colon = line.indexOf(":");
+          if (colon > 0) fields.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+        }
+        return { status: Number(statusLine.split(" ")[1]), fields, rest: buffer.slice(i + 1) };
+      }
+    }
+    if (buffer.length > HANDSHAKE_LIMIT) throw new Error("the server's handshake answer is too long");
+  }
+}
+
+/** The body of a refused upgrade (for the error message), bounded; stops at Content-Length or the end. */
+export async function readRefusalBody(
+  read: () => Promise<Uint8Array | null>,
+  initial: Uint8Array,
+  length: number,
+): Promise<string> {
+  const chunks = [initial];
+  let size = initial.length;
+  try {
+    while ((length < 0 || size < length) && size < HANDSHAKE_LIMIT) {
+      const bytes = await read();
+      if (!bytes) break;
+      chunks.push(bytes.slice());
+      size += bytes.length;
+    }
+  } catch {
+    // what arrived is enough for the message
+  }
+  const body = concatBytes(chunks);
+  return new TextDecoder().decode(length >= 0 ? body.subarray(0, length) : body);
+}
+
 export function closeQuietly(conn: Deno.Conn): void {
   try {
     conn.close();
@@ -461,16 +515,13 @@ export class NativeWebSocket extends EventEmitter {
       const ws = new NativeWebSocket(conn, "");
       ws.kernelWatched = opened.kernelWatched;
       await ws.#write(new TextEncoder().encode(request));
-      const { head, rest } = await ws.#readHead();
-      const [statusLine, ...lines] = head.split("\r\n");
-      const status = Number(statusLine.split(" ")[1]);
-      const fields = new Map<string, string>();
-      for (const line of lines) {
-        const colon = line.indexOf(":");
-        if (colon > 0) fields.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
-      }
+      const { status, fields, rest } = await readUpgradeAnswer(() => ws.#read());
       if (status !== 101) {
-        const body = await ws.#readBody(rest, Number(fields.get("content-length") ?? "-1"));
+        const body = await readRefusalBody(
+          () => ws.#read(),
+          rest,
+          Number(fields.get("content-length") ?? "-1"),
+        );
         ws.#closeConn();
         throw new UpgradeRefusedError(status, body);
       }
@@ -680,39 +731,6 @@ export class NativeWebSocket extends EventEmitter {
       } else await this.#write(chunk);
     }
     if (smallBytes) await this.#write(small.length === 1 ? small[0] : concatBytes(small));
-  }
-
-  async #readHead(): Promise<{ head: string; rest: Uint8Array }> {
-    let buffer: Uint8Array = new Uint8Array(0);
-    for (;;) {
-      const bytes = await this.#read();
-      if (!bytes) throw new Error("the server closed the connection during the WebSocket handshake");
-      buffer = concatBytes([buffer, bytes]); // a copy: the read buffer is read into again
-      for (let i = 3; i < buffer.length; i++) {
-        if (buffer[i] === 10 && buffer[i - 1] === 13 && buffer[i - 2] === 10 && buffer[i - 3] === 13) {
-          return { head: new TextDecoder().decode(buffer.subarray(0, i - 3)), rest: buffer.slice(i + 1) };
-        }
-      }
-      if (buffer.length > HANDSHAKE_LIMIT) throw new Error("the server's handshake answer is too long");
-    }
-  }
-
-  /** The body of a refused upgrade (for the error message), bounded; stops at Content-Length or the end. */
-  async #readBody(initial: Uint8Array, length: number): Promise<string> {
-    const chunks = [initial];
-    let size = initial.length;
-    try {
-      while ((length < 0 || size < length) && size < HANDSHAKE_LIMIT) {
-        const bytes = await this.#read();
-        if (!bytes) break;
-        chunks.push(bytes.slice());
-        size += bytes.length;
-      }
-    } catch {
-      // what arrived is enough for the message
-    }
-    const body = concatBytes(chunks);
-    return new TextDecoder().decode(length >= 0 ? body.subarray(0, length) : body);
   }
 
   #deliverBacklog(): void {
