@@ -144,8 +144,8 @@ function lastTransport(lines: string[]): string | undefined {
 
 for (
   const [verbs, carrier] of [
-    // v4 for the first connection, then the pod's HTTP connections on pooled SPDY (tunnelled: `get` allows it)
-    [["get", "create"], "websocket+spdy-websocket"],
+    // v4 for the first connection, then the pod's HTTP connections on pooled SPDY (the legacy upgrade)
+    [["get", "create"], "websocket+spdy-upgrade"],
     [["create"], "spdy-upgrade"],
   ] as const
 ) {

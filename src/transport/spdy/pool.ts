@@ -20,12 +20,14 @@ import type { KubeClient } from "../../kube/client.ts";
 import { Backoff } from "../../watch/backoff.ts";
 import type { PodDialer, PodPort, PodStream, SelfWarming } from "../pod_stream.ts";
 import {
+  carrierRefused,
   openSpdyPortForward,
   type SpdyCarrier,
   type SpdyPortForwardConnection,
-  tunnelRefused,
 } from "./port_forward.ts";
 import { SpdyPodStream } from "./pod_stream.ts";
+
+const DEFAULT_CARRIERS: readonly SpdyCarrier[] = ["websocket", "upgrade"];
 
 /** A connection's upgrade unanswered this long has failed (the waiting local connection dials again). */
 const DIAL_TIMEOUT_MS = 10_000;
@@ -33,9 +35,12 @@ const DIAL_TIMEOUT_MS = 10_000;
 export interface SpdyPoolOptions {
   signal: AbortSignal;
   clock?: Clock;
-  /** Only this carrier. Without it: the WebSocket tunnel first, the legacy upgrade once the tunnel is refused. */
-  carrier?: SpdyCarrier;
-  /** The carrier changed (the tunnel was refused). */
+  /**
+   * The carriers to try, in order: each until the server refuses it, then the next one for good.
+   * @default ["websocket", "upgrade"] (the WebSocket tunnel, then the legacy upgrade, as kubectl does)
+   */
+  carriers?: readonly SpdyCarrier[];
+  /** The carrier changed (the one before was refused). */
   onCarrier?: (carrier: SpdyCarrier) => void;
   /** Local connections one SPDY connection carries at once; 1 isolates slow readers. @default 1 */
   streamsPerConnection?: number;
@@ -77,7 +82,8 @@ export class SpdyPool implements SelfWarming {
   readonly #spares: number;
   readonly #idleMs: number;
   readonly #onlyServed: boolean;
-  readonly #forcedCarrier?: SpdyCarrier;
+  /** The carriers not tried yet, in order. */
+  readonly #nextCarriers: SpdyCarrier[];
   readonly #onCarrier?: (carrier: SpdyCarrier) => void;
   readonly #backoff: Backoff;
   readonly #dial: (pod: string, carrier: SpdyCarrier) => Promise<SpdyPortForwardConnection>;
@@ -101,9 +107,10 @@ export class SpdyPool implements SelfWarming {
     this.#spares = options.spares ?? 2;
     this.#idleMs = options.idleMs ?? 30_000;
     this.#onlyServed = options.onlyServedPods ?? false;
-    this.#forcedCarrier = options.carrier;
+    const [first, ...rest] = options.carriers?.length ? options.carriers : DEFAULT_CARRIERS;
+    this.#carrier = first;
+    this.#nextCarriers = rest;
     this.#onCarrier = options.onCarrier;
-    this.#carrier = options.carrier ?? "websocket";
     this.#backoff = new Backoff({ clock: this.#clock, initialMs: 200, maxMs: 30_000 });
     const dial = options.dial ??
       ((pod, carrier, signal) =>
@@ -245,27 +252,25 @@ export class SpdyPool implements SelfWarming {
   }
 
   async #connect(pod: string): Promise<SpdyPortForwardConnection> {
-    const carrier = this.#carrier;
-    try {
-      return await this.#dial(pod, carrier);
-    } catch (error) {
-      if (carrier !== "websocket" || this.#forcedCarrier || !tunnelRefused(error)) throw this.#failed(error);
-      if (this.#carrier === "websocket") {
-        this.#carrier = "upgrade";
-        this.#onCarrier?.("upgrade");
-      }
+    for (;;) {
+      const carrier = this.#carrier;
       try {
-        return await this.#dial(pod, "upgrade");
+        return await this.#dial(pod, carrier);
       } catch (error) {
-        throw this.#failed(error);
+        if (!carrierRefused(error)) throw error;
+        // dials under way when the switch happened just retry on the new carrier
+        if (this.#carrier === carrier) {
+          const next = this.#nextCarriers.shift();
+          if (!next) {
+            // a refusal of SPDY itself ends the spares: the forward moves on to WebSocket v4 (or reports it)
+            this.#refused = true;
+            throw error;
+          }
+          this.#carrier = next;
+          this.#onCarrier?.(next);
+        }
       }
     }
-  }
-
-  /** A refusal of SPDY itself ends the spares: the forward moves on to WebSocket v4 (or reports it). */
-  #failed(error: unknown): unknown {
-    if (this.#carrier === "upgrade" && spdyRefused(error)) this.#refused = true;
-    return error;
   }
 
   #release(entry: Pooled): void {
@@ -373,14 +378,6 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
     signal.addEventListener("abort", onAbort, { once: true });
     promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
-}
-
-/**
- * The server will not do SPDY port-forwarding at all (the tunnel and then the upgrade were refused):
- * WebSocket v4 is the last resort. 404 (pod gone) and network failures are not such answers.
- */
-export function spdyRefused(error: unknown): boolean {
-  return tunnelRefused(error);
 }
 
 /** SPDY port-forwarding through a per-pod pool of connections, see SpdyPool. */

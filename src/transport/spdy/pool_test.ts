@@ -63,7 +63,14 @@ const stillClock: Clock = {
 };
 
 function harness(
-  options: { refuseTunnel?: boolean; refuseSpdy?: boolean; clock?: Clock; onlyServedPods?: boolean } = {},
+  options: {
+    refuseTunnel?: boolean;
+    refuseUpgrade?: boolean;
+    refuseSpdy?: boolean;
+    clock?: Clock;
+    onlyServedPods?: boolean;
+    carriers?: SpdyCarrier[];
+  } = {},
 ) {
   const clock = options.clock ?? stillClock;
   const abort = new AbortController();
@@ -74,10 +81,14 @@ function harness(
     signal: abort.signal,
     clock,
     onlyServedPods: options.onlyServedPods,
+    carriers: options.carriers,
     onCarrier: (carrier) => carriers.push(carrier),
     dial: (_pod, carrier) => {
       attempts.push(carrier);
-      if (options.refuseSpdy || (options.refuseTunnel && carrier === "websocket")) {
+      if (
+        options.refuseSpdy || (options.refuseTunnel && carrier === "websocket") ||
+        (options.refuseUpgrade && carrier === "upgrade")
+      ) {
         return Promise.reject(new ApiError(403, "Forbidden"));
       }
       const connection = new FakeConnection(carrier);
@@ -189,6 +200,22 @@ Deno.test("a refused tunnel switches to the SPDY upgrade once, and reports it", 
   assert.deepEqual(carriers, ["upgrade"]);
   assert.ok(dialled.length > 0 && dialled.every((c) => c.carrier === "upgrade"));
   assert.equal(pool.carrier, "upgrade");
+  socket.reset();
+  abort.abort();
+});
+
+Deno.test("upgrade first (auto's pool): a refused upgrade switches to the tunnel once, and reports it", async () => {
+  const { abort, dialled, carriers, attempts, pool, owner } = harness({
+    refuseUpgrade: true,
+    carriers: ["upgrade", "websocket"],
+  });
+  pool.warm(owner, pod1);
+  await settle();
+  const socket = await pool.open(pod1, abort.signal);
+  assert.equal(attempts[0], "upgrade");
+  assert.deepEqual(carriers, ["websocket"]);
+  assert.ok(dialled.length > 0 && dialled.every((c) => c.carrier === "websocket"));
+  assert.equal(pool.carrier, "websocket");
   socket.reset();
   abort.abort();
 });

@@ -245,10 +245,11 @@ async function openTunnel(
 }
 
 /**
- * The API server will not tunnel SPDY in a WebSocket (an older server, a proxy that strips the subprotocol,
- * RBAC without `get`): try the legacy upgrade instead. Unreachable servers and timeouts are not such answers.
+ * The API server will not take this carrier (an older server, a proxy that strips the subprotocol or the
+ * upgrade, RBAC without the verb it needs): the next one may work. Unreachable servers, timeouts and 404 (pod
+ * gone) are not such answers.
  */
-export function tunnelRefused(error: unknown): boolean {
+export function carrierRefused(error: unknown): boolean {
   if (error instanceof ApiError) return error.status >= 400 && error.status < 500 && error.status !== 404;
   return error instanceof Error &&
     /subprotocol|Unexpected server response|Invalid Sec-WebSocket/i.test(error.message);
