@@ -21,3 +21,33 @@ export async function writeAll(
   let written = await conn.write(bytes);
   while (written < bytes.length) written += await conn.write(bytes.subarray(written));
 }
+
+/**
+ * Writes the chunks in order: large ones (>= joinLimit) as they are, with no copy; the small ones between
+ * them (frame headers, channel bytes, small messages) joined up to joinLimit, so a header never costs a TLS
+ * record and a syscall of its own next to its payload.
+ */
+export async function writeJoiningSmall(
+  conn: { write(p: Uint8Array): Promise<number> },
+  chunks: readonly Uint8Array[],
+  joinLimit: number,
+): Promise<void> {
+  let small: Uint8Array[] = [];
+  let smallBytes = 0;
+  const flushSmall = async () => {
+    if (smallBytes) await writeAll(conn, small.length === 1 ? small[0] : concatBytes(small));
+    small = [];
+    smallBytes = 0;
+  };
+  for (const chunk of chunks) {
+    if (chunk.length >= joinLimit) {
+      await flushSmall();
+      await writeAll(conn, chunk);
+      continue;
+    }
+    if (smallBytes + chunk.length > joinLimit) await flushSmall();
+    small.push(chunk);
+    smallBytes += chunk.length;
+  }
+  await flushSmall();
+}

@@ -239,16 +239,8 @@ export class KubeClient {
         ws.on("error", () => {});
         return ws as unknown as WebSocket;
       } catch (error) {
-        if (options.signal?.aborted) throw options.signal.reason;
-        if (error instanceof UpgradeRefusedError) {
-          throw this.#refused(error.status, error.body, options.purpose);
-        }
         // a certificate native TLS cannot carry goes over node:tls below
-        if (!(error instanceof NativeTlsUnavailableError)) throw this.#networkError(error);
-        if (error.lasting) {
-          this.#socketOptions?.close();
-          this.#socketOptions = undefined;
-        }
+        this.#nativeDialFailed(error, options);
       }
     }
     let raw: GatedSocket | undefined;
@@ -378,16 +370,8 @@ export class KubeClient {
         socket.on("error", () => {});
         return socket as unknown as Socket;
       } catch (error) {
-        if (options.signal?.aborted) throw options.signal.reason;
-        if (error instanceof UpgradeRefusedError) {
-          throw this.#refused(error.status, error.body, options.purpose);
-        }
-        if (!(error instanceof NativeTlsUnavailableError)) throw this.#networkError(error);
         // a certificate native TLS cannot carry goes over node:tls below
-        if (error.lasting) {
-          this.#socketOptions?.close();
-          this.#socketOptions = undefined;
-        }
+        this.#nativeDialFailed(error, options);
       }
     }
     let raw: GatedSocket | undefined;
@@ -505,6 +489,20 @@ export class KubeClient {
       throw this.#refused(status, await readBody(response), options.purpose);
     }
     return response;
+  }
+
+  /**
+   * A native dial failed: an answer (refused upgrade), a cancel or a network failure is thrown as such; a
+   * certificate native TLS cannot carry returns, for the caller to go on over node:tls.
+   */
+  #nativeDialFailed(error: unknown, options: RequestOptions): void {
+    if (options.signal?.aborted) throw options.signal.reason;
+    if (error instanceof UpgradeRefusedError) throw this.#refused(error.status, error.body, options.purpose);
+    if (!(error instanceof NativeTlsUnavailableError)) throw this.#networkError(error);
+    if (error.lasting) {
+      this.#socketOptions?.close();
+      this.#socketOptions = undefined;
+    }
   }
 
   #networkError(error: unknown): Error {

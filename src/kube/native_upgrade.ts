@@ -9,7 +9,7 @@
  */
 
 import { EventEmitter } from "node:events";
-import { concatBytes, writeAll } from "../bytes.ts";
+import { writeAll, writeJoiningSmall } from "../bytes.ts";
 import {
   closeQuietly,
   type NativeWebSocketOptions,
@@ -170,7 +170,7 @@ export class NativeUpgradedSocket extends EventEmitter {
         this.#pending = [];
         this.#pendingBytes = 0;
         this.#inFlight += bytes;
-        await this.#writeJoiningSmall(chunks);
+        await writeJoiningSmall(this.#conn, chunks, JOIN_LIMIT);
         this.#inFlight -= bytes;
         if (this.#needDrain && this.#inFlight + this.#pendingBytes <= HIGH_WATER / 2) {
           this.#needDrain = false;
@@ -183,28 +183,6 @@ export class NativeUpgradedSocket extends EventEmitter {
       this.#flushing = false;
       if (this.#ending && !this.#closed) this.#ending();
     }
-  }
-
-  /** Large chunks go out as they are (no copy); the small ones between them are joined into one write. */
-  async #writeJoiningSmall(chunks: readonly Uint8Array[]): Promise<void> {
-    let small: Uint8Array[] = [];
-    let smallBytes = 0;
-    const flushSmall = async () => {
-      if (smallBytes) await writeAll(this.#conn, small.length === 1 ? small[0] : concatBytes(small));
-      small = [];
-      smallBytes = 0;
-    };
-    for (const chunk of chunks) {
-      if (chunk.length >= JOIN_LIMIT) {
-        await flushSmall();
-        await writeAll(this.#conn, chunk);
-        continue;
-      }
-      if (smallBytes + chunk.length > JOIN_LIMIT) await flushSmall();
-      small.push(chunk);
-      smallBytes += chunk.length;
-    }
-    await flushSmall();
   }
 
   async #readLoop(initial: Uint8Array): Promise<void> {

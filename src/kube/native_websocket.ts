@@ -14,7 +14,7 @@
  */
 
 import { EventEmitter } from "node:events";
-import { concatBytes, writeAll } from "../bytes.ts";
+import { concatBytes, writeAll, writeJoiningSmall } from "../bytes.ts";
 import type { SocketOptions } from "./socket_options.ts";
 
 const CONNECTING = 0;
@@ -622,8 +622,10 @@ export class NativeWebSocket extends EventEmitter {
         this.#pendingBytes = 0;
         this.#callbacks = [];
         if (bytes <= JOIN_LIMIT) await this.#write(joinFrames(messages, bytes));
-        else {await this.#writeJoiningSmall(
+        else {await writeJoiningSmall(
+            this.#conn,
             messages.flatMap((m) => [frameHeader(m.opcode, m.length), ...m.parts]),
+            JOIN_LIMIT,
           );}
         const done = callbacks;
         callbacks = [];
@@ -706,31 +708,6 @@ export class NativeWebSocket extends EventEmitter {
 
   #write(bytes: Uint8Array): Promise<void> {
     return writeAll(this.#conn, bytes);
-  }
-
-  /**
-   * Large chunks go out as they are; the small ones between them (frame headers, channel bytes, small
-   * messages) are joined, so a header never costs a TLS record and a syscall of its own next to its payload
-   * unless that payload is large.
-   */
-  async #writeJoiningSmall(chunks: readonly Uint8Array[]): Promise<void> {
-    let small: Uint8Array[] = [];
-    let smallBytes = 0;
-    for (const chunk of chunks) {
-      if (chunk.length < JOIN_LIMIT && smallBytes + chunk.length <= JOIN_LIMIT) {
-        small.push(chunk);
-        smallBytes += chunk.length;
-        continue;
-      }
-      if (smallBytes) await this.#write(small.length === 1 ? small[0] : concatBytes(small));
-      small = [];
-      smallBytes = 0;
-      if (chunk.length < JOIN_LIMIT) {
-        small.push(chunk);
-        smallBytes = chunk.length;
-      } else await this.#write(chunk);
-    }
-    if (smallBytes) await this.#write(small.length === 1 ? small[0] : concatBytes(small));
   }
 
   #deliverBacklog(): void {
