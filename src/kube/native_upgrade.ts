@@ -9,16 +9,8 @@
  */
 
 import { EventEmitter } from "node:events";
-import { writeAll, writeJoiningSmall } from "../bytes.ts";
-import {
-  closeQuietly,
-  type NativeWebSocketOptions,
-  type OpenConnection,
-  openConnection,
-  readRefusalBody,
-  readUpgradeAnswer,
-  UpgradeRefusedError,
-} from "./native_websocket.ts";
+import { writeJoiningSmall } from "../bytes.ts";
+import { closeQuietly, upgradeConnection, type UpgradeOptions } from "./native_websocket.ts";
 
 /** A TLS read returns at most one record's plaintext (16 KiB). */
 const READ_SIZE = 16 * 1024;
@@ -29,16 +21,12 @@ const HIGH_WATER = 1 << 20;
 /** Writes of one tick are joined up to this size (SPDY frame headers next to their payloads). */
 const JOIN_LIMIT = 16 * 1024;
 
-export interface NativeUpgradeOptions
-  extends Pick<NativeWebSocketOptions, "caCerts" | "clientCertificate" | "socketOptions" | "serverName"> {
+export interface NativeUpgradeOptions extends Omit<UpgradeOptions, "what" | "timeoutMs" | "connection"> {
   method: string;
   /** Request fields (Upgrade, Connection, authentication). */
   headers: Record<string, string>;
-  signal?: AbortSignal;
   /** @default 30000 */
   timeoutMs?: number;
-  /** A connection opened ahead (openConnection) to send the request on. */
-  connection?: OpenConnection;
 }
 
 /**
@@ -54,7 +42,10 @@ export class NativeUpgradedSocket extends EventEmitter {
   #inFlight = 0;
   #needDrain = false;
   #flushing = false;
-  #ending?: () => void;
+  /** end() was called: no more writes. */
+  #ending = false;
+  /** end()'s callback, until the queue is written and the write side shut (or the socket ended first). */
+  #endCallback?: () => void;
   #closed = false;
 
   private constructor(conn: Deno.TlsConn | Deno.TcpConn) {
@@ -64,60 +55,21 @@ export class NativeUpgradedSocket extends EventEmitter {
 
   /** Sends the upgrade request and resolves with the socket once the server answered 101. */
   static async connect(url: URL, options: NativeUpgradeOptions): Promise<NativeUpgradedSocket> {
-    options.signal?.throwIfAborted();
-    const timeoutMs = options.timeoutMs ?? 30_000;
-    const handshake = new AbortController();
-    const timer = setTimeout(
-      () =>
-        handshake.abort(new DOMException(`no answer to the upgrade within ${timeoutMs} ms`, "TimeoutError")),
-      timeoutMs,
+    const { opened, rest } = await upgradeConnection(
+      url,
+      { method: options.method, fields: options.headers },
+      { ...options, timeoutMs: options.timeoutMs ?? 30_000, what: "upgrade" },
     );
-    const onCancel = () => handshake.abort(options.signal!.reason);
-    options.signal?.addEventListener("abort", onCancel, { once: true });
-    let conn: Deno.TlsConn | Deno.TcpConn | undefined;
-    const onAbort = () => conn && closeQuietly(conn);
-    handshake.signal.addEventListener("abort", onAbort, { once: true });
-    try {
-      conn = (options.connection ?? await openConnection(url, options, handshake.signal)).conn;
-      handshake.signal.throwIfAborted();
-      const host = url.port ? `${url.hostname}:${url.port}` : url.hostname;
-      const fields = { Host: host, ...options.headers };
-      const request = `${options.method} ${url.pathname}${url.search} HTTP/1.1\r\n` +
-        Object.entries(fields).map(([name, value]) => `${name}: ${value}\r\n`).join("") + "\r\n";
-      await writeAll(conn, new TextEncoder().encode(request));
-      const buffer = new Uint8Array(READ_SIZE);
-      const opened = conn;
-      const read = async () => {
-        const n = await opened.read(buffer);
-        return n === null ? null : buffer.subarray(0, n);
-      };
-      const answer = await readUpgradeAnswer(read);
-      if (answer.status !== 101) {
-        const length = Number(answer.fields.get("content-length") ?? "-1");
-        const body = await readRefusalBody(read, answer.rest, length);
-        closeQuietly(conn);
-        throw new UpgradeRefusedError(answer.status, body);
-      }
-      const socket = new NativeUpgradedSocket(conn);
-      // like a Node socket, it starts reading once someone listens for data: the bytes that came with the
-      // answer (a server may speak first) must not be emitted to nobody
-      const start = (event: string | symbol) => {
-        if (event !== "data") return;
-        socket.off("newListener", start);
-        queueMicrotask(() => socket.#readLoop(answer.rest));
-      };
-      socket.on("newListener", start);
-      return socket;
-    } catch (error) {
-      onAbort();
-      throw handshake.signal.aborted
-        ? (options.signal?.aborted ? options.signal.reason : handshake.signal.reason)
-        : error;
-    } finally {
-      clearTimeout(timer);
-      options.signal?.removeEventListener("abort", onCancel);
-      handshake.signal.removeEventListener("abort", onAbort);
-    }
+    const socket = new NativeUpgradedSocket(opened.conn);
+    // like a Node socket, it starts reading once someone listens for data: the bytes that came with the
+    // answer (a server may speak first) must not be emitted to nobody
+    const start = (event: string | symbol) => {
+      if (event !== "data") return;
+      socket.off("newListener", start);
+      queueMicrotask(() => socket.#readLoop(rest));
+    };
+    socket.on("newListener", start);
+    return socket;
   }
 
   write(bytes: Uint8Array): boolean {
@@ -144,16 +96,12 @@ export class NativeUpgradedSocket extends EventEmitter {
     this.#resumed = undefined;
   }
 
-  /** Writes what is queued, half-closes, then `callback`. */
+  /** Writes what is queued, half-closes, then `callback` (also when the socket ends another way first). */
   end(callback?: () => void): void {
-    if (this.#closed) {
-      callback?.();
-      return;
-    }
-    this.#ending = () => {
-      this.#conn.closeWrite().catch(() => {}).finally(() => callback?.());
-    };
-    if (!this.#flushing) this.#ending();
+    if (this.#closed) return callback?.();
+    this.#ending = true;
+    this.#endCallback = callback;
+    if (!this.#flushing) this.#halfClose();
   }
 
   destroy(): void {
@@ -181,8 +129,15 @@ export class NativeUpgradedSocket extends EventEmitter {
       this.#fail(error as Error);
     } finally {
       this.#flushing = false;
-      if (this.#ending && !this.#closed) this.#ending();
+      if (this.#ending) this.#halfClose();
     }
+  }
+
+  #halfClose(): void {
+    const callback = this.#endCallback;
+    this.#endCallback = undefined;
+    if (this.#closed) return callback?.();
+    this.#conn.closeWrite().catch(() => {}).finally(() => callback?.());
   }
 
   async #readLoop(initial: Uint8Array): Promise<void> {
@@ -227,5 +182,9 @@ export class NativeUpgradedSocket extends EventEmitter {
     this.#closed = true;
     this.resume();
     this.emit("close");
+    // an end() still waiting for its writes learns that they will not happen
+    const callback = this.#endCallback;
+    this.#endCallback = undefined;
+    callback?.();
   }
 }

@@ -46,7 +46,7 @@ export class UpgradeRefusedError extends Error {
   readonly status: number;
   readonly body: string;
   constructor(status: number, body: string) {
-    super(`the server refused the WebSocket upgrade: ${status}`);
+    super(`the server refused the upgrade: ${status}`);
     this.status = status;
     this.body = body;
   }
@@ -310,60 +310,6 @@ async function acceptKey(key: string): Promise<string> {
 }
 
 /** Closes a connection that may be closed already. */
-/** The head of the server's answer to an upgrade request: status, fields (lower-case names), bytes after it. */
-export interface UpgradeAnswer {
-  status: number;
-  fields: Map<string, string>;
-  rest: Uint8Array;
-}
-
-/**
- * Reads an HTTP/1.1 answer's head with `read` (whose bytes are only valid until its next call, so they are
- * copied). Bounded: a server that sends no end of head within HANDSHAKE_LIMIT bytes is an error.
- */
-export async function readUpgradeAnswer(read: () => Promise<Uint8Array | null>): Promise<UpgradeAnswer> {
-  let buffer: Uint8Array = new Uint8Array(0);
-  for (;;) {
-    const bytes = await read();
-    if (!bytes) throw new Error("the server closed the connection during the upgrade handshake");
-    buffer = concatBytes([buffer, bytes]);
-    for (let i = 3; i < buffer.length; i++) {
-      if (buffer[i] === 10 && buffer[i - 1] === 13 && buffer[i - 2] === 10 && buffer[i - 3] === 13) {
-        const [statusLine, ...lines] = new TextDecoder().decode(buffer.subarray(0, i - 3)).split("\r\n");
-        const fields = new Map<string, string>();
-        for (const line of lines) {
-          const colon = line.indexOf(":");
-          if (colon > 0) fields.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
-        }
-        return { status: Number(statusLine.split(" ")[1]), fields, rest: buffer.slice(i + 1) };
-      }
-    }
-    if (buffer.length > HANDSHAKE_LIMIT) throw new Error("the server's handshake answer is too long");
-  }
-}
-
-/** The body of a refused upgrade (for the error message), bounded; stops at Content-Length or the end. */
-export async function readRefusalBody(
-  read: () => Promise<Uint8Array | null>,
-  initial: Uint8Array,
-  length: number,
-): Promise<string> {
-  const chunks = [initial];
-  let size = initial.length;
-  try {
-    while ((length < 0 || size < length) && size < HANDSHAKE_LIMIT) {
-      const bytes = await read();
-      if (!bytes) break;
-      chunks.push(bytes.slice());
-      size += bytes.length;
-    }
-  } catch {
-    // what arrived is enough for the message
-  }
-  const body = concatBytes(chunks);
-  return new TextDecoder().decode(length >= 0 ? body.subarray(0, length) : body);
-}
-
 export function closeQuietly(conn: Deno.Conn): void {
   try {
     conn.close();
@@ -432,6 +378,135 @@ export async function openConnection(
   }
 }
 
+/** The head of the server's answer to an upgrade request: status, fields (lower-case names), bytes after it. */
+interface UpgradeAnswer {
+  status: number;
+  fields: Map<string, string>;
+  rest: Uint8Array;
+}
+
+/**
+ * Reads an HTTP/1.1 answer's head with `read` (whose bytes are only valid until its next call, so they are
+ * copied). Bounded: a server that sends no end of head within HANDSHAKE_LIMIT bytes is an error.
+ */
+async function readUpgradeAnswer(read: () => Promise<Uint8Array | null>): Promise<UpgradeAnswer> {
+  let buffer: Uint8Array = new Uint8Array(0);
+  for (;;) {
+    const bytes = await read();
+    if (!bytes) throw new Error("the server closed the connection during the upgrade handshake");
+    const scanned = buffer.length;
+    buffer = concatBytes([buffer, bytes]);
+    for (let i = Math.max(3, scanned); i < buffer.length; i++) {
+      if (buffer[i] === 10 && buffer[i - 1] === 13 && buffer[i - 2] === 10 && buffer[i - 3] === 13) {
+        const [statusLine, ...lines] = new TextDecoder().decode(buffer.subarray(0, i - 3)).split("\r\n");
+        const fields = new Map<string, string>();
+        for (const line of lines) {
+          const colon = line.indexOf(":");
+          if (colon > 0) fields.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+        }
+        return { status: Number(statusLine.split(" ")[1]), fields, rest: buffer.slice(i + 1) };
+      }
+    }
+    if (buffer.length > HANDSHAKE_LIMIT) throw new Error("the server's handshake answer is too long");
+  }
+}
+
+/** The body of a refused upgrade (for the error message), bounded; stops at Content-Length or the end. */
+async function readRefusalBody(
+  read: () => Promise<Uint8Array | null>,
+  initial: Uint8Array,
+  length: number,
+): Promise<string> {
+  const chunks = [initial];
+  let size = initial.length;
+  try {
+    while ((length < 0 || size < length) && size < HANDSHAKE_LIMIT) {
+      const bytes = await read();
+      if (!bytes) break;
+      chunks.push(bytes.slice());
+      size += bytes.length;
+    }
+  } catch {
+    // what arrived is enough for the message
+  }
+  const body = concatBytes(chunks);
+  return new TextDecoder().decode(length >= 0 ? body.subarray(0, length) : body);
+}
+
+/** What upgradeConnection asks for: where to connect (or a connection opened ahead) and how long to wait. */
+export interface UpgradeOptions
+  extends Pick<NativeWebSocketOptions, "caCerts" | "clientCertificate" | "socketOptions" | "serverName"> {
+  signal?: AbortSignal;
+  /** Gives up when the answer has not arrived by then (TimeoutError); `what` names the handshake in it. */
+  timeoutMs: number;
+  what: string;
+  connection?: OpenConnection;
+}
+
+/** An upgraded connection: its answer's fields (lower-case names) and the bytes that came after the head. */
+export interface Upgraded {
+  opened: OpenConnection;
+  fields: Map<string, string>;
+  rest: Uint8Array;
+}
+
+/**
+ * Sends an HTTP/1.1 upgrade request (a WebSocket handshake, the legacy SPDY upgrade) and reads the answer's
+ * head, under a deadline and the caller's signal; either closes the connection. Any answer but 101 is an
+ * UpgradeRefusedError with its body; the caller checks the fields it cares about.
+ */
+export async function upgradeConnection(
+  url: URL,
+  request: { method: string; fields: Record<string, string> },
+  options: UpgradeOptions,
+): Promise<Upgraded> {
+  options.signal?.throwIfAborted();
+  // a timer cleared once the handshake is over, not AbortSignal.timeout: that one fires anyway, and 10 s
+  // after a burst of new connections hundreds of them built their TimeoutErrors at once (~0.4 ms each)
+  const handshake = new AbortController();
+  const timer = setTimeout(
+    () =>
+      handshake.abort(
+        new DOMException(`the ${options.what} took over ${options.timeoutMs} ms`, "TimeoutError"),
+      ),
+    options.timeoutMs,
+  );
+  const onCancel = () => handshake.abort(options.signal!.reason);
+  options.signal?.addEventListener("abort", onCancel, { once: true });
+  let conn: Deno.Conn | undefined;
+  const onAbort = () => conn && closeQuietly(conn);
+  handshake.signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    const opened = options.connection ?? await openConnection(url, options, handshake.signal);
+    const upgrading = conn = opened.conn;
+    handshake.signal.throwIfAborted();
+    const fields = { Host: url.port ? `${url.hostname}:${url.port}` : url.hostname, ...request.fields };
+    const head = `${request.method} ${url.pathname}${url.search} HTTP/1.1\r\n` +
+      Object.entries(fields).map(([name, value]) => `${name}: ${value}\r\n`).join("") + "\r\n";
+    await writeAll(upgrading, new TextEncoder().encode(head));
+    const buffer = new Uint8Array(READ_SIZE);
+    const read = async () => {
+      const n = await upgrading.read(buffer);
+      return n === null ? null : buffer.subarray(0, n);
+    };
+    const answer = await readUpgradeAnswer(read);
+    if (answer.status !== 101) {
+      const length = Number(answer.fields.get("content-length") ?? "-1");
+      throw new UpgradeRefusedError(answer.status, await readRefusalBody(read, answer.rest, length));
+    }
+    return { opened, fields: answer.fields, rest: answer.rest };
+  } catch (error) {
+    onAbort();
+    throw handshake.signal.aborted
+      ? (options.signal?.aborted ? options.signal.reason : handshake.signal.reason)
+      : error;
+  } finally {
+    clearTimeout(timer);
+    options.signal?.removeEventListener("abort", onCancel);
+    handshake.signal.removeEventListener("abort", onAbort);
+  }
+}
+
 export class NativeWebSocket extends EventEmitter {
   readyState = CONNECTING;
   protocol = "";
@@ -467,88 +542,39 @@ export class NativeWebSocket extends EventEmitter {
 
   /** Dials, upgrades and resolves once the server switched protocols. */
   static async connect(url: URL, options: NativeWebSocketOptions): Promise<NativeWebSocket> {
-    options.signal?.throwIfAborted();
-    // a timer cleared once the handshake is over, not AbortSignal.timeout: that one fires anyway, and 10 s
-    // after a burst of new connections hundreds of them built their TimeoutErrors at once (~0.4 ms each)
-    const handshake = new AbortController();
-    const timeoutMs = options.handshakeTimeoutMs ?? 10_000;
-    const timer = setTimeout(
-      () =>
-        handshake.abort(
-          new DOMException(`the WebSocket handshake took over ${timeoutMs} ms`, "TimeoutError"),
-        ),
-      timeoutMs,
-    );
-    const onCancel = () => handshake.abort(options.signal!.reason);
-    options.signal?.addEventListener("abort", onCancel, { once: true });
-    try {
-      return await NativeWebSocket.#connect(url, options, handshake.signal);
-    } finally {
-      clearTimeout(timer);
-      options.signal?.removeEventListener("abort", onCancel);
-    }
-  }
-
-  static async #connect(
-    url: URL,
-    options: NativeWebSocketOptions,
-    signal: AbortSignal,
-  ): Promise<NativeWebSocket> {
-    const opened = options.connection ?? await openConnection(url, options, signal);
-    const conn = opened.conn;
-    const onAbort = () => closeQuietly(conn);
-    signal.addEventListener("abort", onAbort, { once: true });
-    try {
-      const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
-      const host = url.port ? `${url.hostname}:${url.port}` : url.hostname;
-      const headers: Record<string, string> = {
-        Host: host,
+    const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
+    const { opened, fields, rest } = await upgradeConnection(url, {
+      method: "GET",
+      fields: {
         Upgrade: "websocket",
         Connection: "Upgrade",
         "Sec-WebSocket-Key": key,
         "Sec-WebSocket-Version": "13",
         "Sec-WebSocket-Protocol": options.protocols.join(", "),
         ...options.headers,
-      };
-      const request = `GET ${url.pathname}${url.search} HTTP/1.1\r\n` +
-        Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("") + "\r\n";
-      const ws = new NativeWebSocket(conn, "");
-      ws.kernelWatched = opened.kernelWatched;
-      await ws.#write(new TextEncoder().encode(request));
-      const { status, fields, rest } = await readUpgradeAnswer(() => ws.#read());
-      if (status !== 101) {
-        const body = await readRefusalBody(
-          () => ws.#read(),
-          rest,
-          Number(fields.get("content-length") ?? "-1"),
-        );
-        ws.#closeConn();
-        throw new UpgradeRefusedError(status, body);
-      }
-      if (fields.get("sec-websocket-accept") !== await acceptKey(key)) {
-        ws.#closeConn();
-        throw new Error("the server's WebSocket handshake has a wrong Sec-WebSocket-Accept");
-      }
-      const protocol = fields.get("sec-websocket-protocol") ?? "";
-      if (options.protocols.length && !options.protocols.includes(protocol)) {
-        ws.#closeConn();
-        throw new Error(`the server chose no offered WebSocket subprotocol (got '${protocol}')`);
-      }
-      ws.protocol = protocol;
-      ws.readyState = OPEN;
-      // messages that arrive while nobody listens (the kubelet's port numbers come with the handshake
-      // answer; a socket changes hands between its warm pool and a connection) wait for the next listener
-      ws.on("newListener", (event: string) => {
-        if (event === "message") queueMicrotask(() => ws.#deliverBacklog());
-      });
-      ws.#readLoop(rest);
-      return ws;
-    } catch (error) {
-      onAbort();
-      throw signal.aborted ? (options.signal?.aborted ? options.signal.reason : signal.reason) : error;
-    } finally {
-      signal.removeEventListener("abort", onAbort);
+      },
+    }, { ...options, timeoutMs: options.handshakeTimeoutMs ?? 10_000, what: "WebSocket handshake" });
+    const refuse = (message: string) => {
+      closeQuietly(opened.conn);
+      return new Error(message);
+    };
+    if (fields.get("sec-websocket-accept") !== await acceptKey(key)) {
+      throw refuse("the server's WebSocket handshake has a wrong Sec-WebSocket-Accept");
     }
+    const protocol = fields.get("sec-websocket-protocol") ?? "";
+    if (options.protocols.length && !options.protocols.includes(protocol)) {
+      throw refuse(`the server chose no offered WebSocket subprotocol (got '${protocol}')`);
+    }
+    const ws = new NativeWebSocket(opened.conn, protocol);
+    ws.kernelWatched = opened.kernelWatched;
+    ws.readyState = OPEN;
+    // messages that arrive while nobody listens (the kubelet's port numbers come with the handshake
+    // answer; a socket changes hands between its warm pool and a connection) wait for the next listener
+    ws.on("newListener", (event: string) => {
+      if (event === "message") queueMicrotask(() => ws.#deliverBacklog());
+    });
+    ws.#readLoop(rest);
+    return ws;
   }
 
   send(data: Uint8Array, callback?: (error?: Error) => void): void {
